@@ -1,0 +1,172 @@
+//! Credentials: argon2 password hashes, JWT access tokens and opaque refresh tokens.
+//!
+//! - Access tokens are short-lived HS256 JWTs naming the user (`sub`) and the login
+//!   session (`sid`); a server that checks the session on each request can revoke them.
+//! - Refresh tokens are 256 random bits, shown to the client once; only their SHA-256 is
+//!   stored, and they rotate at every use.
+//!
+//! This crate does no I/O: storing sessions is the store's job, deciding when to check
+//! them is the service's.
+
+use std::time::Duration;
+
+use argon2::password_hash::{phc::PasswordHash, PasswordHasher, PasswordVerifier};
+use argon2::Argon2;
+use base64::Engine;
+use chat_domain::{SessionId, UserId};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// The token is malformed, forged, expired or of the wrong kind.
+    #[error("invalid or expired token")]
+    InvalidToken,
+    #[error("password hashing failed: {0}")]
+    Hash(String),
+    #[error("the JWT secret must be at least 32 bytes")]
+    WeakSecret,
+}
+
+/// Hashes a password with argon2id and a random salt (PHC string format).
+/// CPU-heavy: call it from a blocking thread.
+pub fn hash_password(password: &str) -> Result<String, AuthError> {
+    Argon2::default()
+        .hash_password(password.as_bytes())
+        .map(|h| h.to_string())
+        .map_err(|e| AuthError::Hash(e.to_string()))
+}
+
+/// Checks a password against a stored hash. A malformed hash counts as a mismatch.
+/// CPU-heavy: call it from a blocking thread.
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash)
+        .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+        .unwrap_or(false)
+}
+
+/// A hash that no password matches, verified when the username is unknown so that login
+/// takes as long for unknown users as for wrong passwords.
+pub fn dummy_hash() -> &'static str {
+    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$CTFhFdXPJO1aFaMaO6Mm5c8y7cJHAph8ArZWb2GRPPc"
+}
+
+/// Claims of an access token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: UserId,
+    pub sid: SessionId,
+    pub iat: i64,
+    pub exp: i64,
+    /// Always `"access"`; lets us add other token kinds without confusing them.
+    pub typ: String,
+}
+
+/// Issues and verifies access tokens.
+#[derive(Clone)]
+pub struct TokenKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+}
+
+impl TokenKeys {
+    pub fn new(secret: &[u8], access_ttl: Duration, refresh_ttl: Duration) -> Result<Self, AuthError> {
+        if secret.len() < 32 {
+            return Err(AuthError::WeakSecret);
+        }
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 5;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        Ok(Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            access_ttl,
+            refresh_ttl,
+        })
+    }
+
+    pub fn issue_access(&self, user: UserId, session: SessionId) -> Result<String, AuthError> {
+        let now = chrono::Utc::now().timestamp();
+        let claims = Claims {
+            sub: user,
+            sid: session,
+            iat: now,
+            exp: now + self.access_ttl.as_secs() as i64,
+            typ: "access".into(),
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|_| AuthError::InvalidToken)
+    }
+
+    pub fn verify_access(&self, token: &str) -> Result<Claims, AuthError> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|_| AuthError::InvalidToken)?;
+        if data.claims.typ != "access" {
+            return Err(AuthError::InvalidToken);
+        }
+        Ok(data.claims)
+    }
+}
+
+/// A new refresh token: (the token for the client, the hash to store).
+pub fn new_refresh_token() -> (String, Vec<u8>) {
+    let mut raw = [0u8; 32];
+    rand::rng().fill_bytes(&mut raw);
+    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
+    let hash = refresh_token_hash(&token);
+    (token, hash)
+}
+
+/// The stored form of a refresh token.
+pub fn refresh_token_hash(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> TokenKeys {
+        TokenKeys::new(&[7u8; 32], Duration::from_secs(60), Duration::from_secs(3600)).expect("keys")
+    }
+
+    #[test]
+    fn passwords_verify_only_themselves() {
+        let hash = hash_password("correct horse").expect("hash");
+        assert!(verify_password("correct horse", &hash));
+        assert!(!verify_password("wrong horse", &hash));
+        assert!(!verify_password("anything", dummy_hash()));
+        assert!(!verify_password("anything", "not a hash"));
+    }
+
+    #[test]
+    fn access_tokens_round_trip_and_reject_tampering() {
+        let keys = keys();
+        let (user, session) = (UserId::new(), SessionId::new());
+        let token = keys.issue_access(user, session).expect("token");
+        let claims = keys.verify_access(&token).expect("valid");
+        assert_eq!((claims.sub, claims.sid), (user, session));
+        let other = TokenKeys::new(&[8u8; 32], Duration::from_secs(60), Duration::from_secs(60)).expect("keys");
+        assert!(other.verify_access(&token).is_err());
+        assert!(keys.verify_access("garbage").is_err());
+    }
+
+    #[test]
+    fn short_secrets_are_refused() {
+        assert!(TokenKeys::new(b"short", Duration::from_secs(1), Duration::from_secs(1)).is_err());
+    }
+
+    #[test]
+    fn refresh_tokens_are_random_and_hashed() {
+        let (a, ha) = new_refresh_token();
+        let (b, _) = new_refresh_token();
+        assert_ne!(a, b);
+        assert_eq!(refresh_token_hash(&a), ha);
+    }
+}

@@ -1,0 +1,210 @@
+//! The event bus: every committed change is published here, on Redis streams, and the
+//! gateway fleet reads it back.
+//!
+//! Layout of the streams (see `ARCHITECTURE.md` for why):
+//! - a fixed number of shard streams, `{prefix}{ev-<n>}`, `n` in `0..shards`;
+//! - a conversation's events all go to shard `hash(conversation_id) % shards`, so they
+//!   keep their order;
+//! - each entry has one field, `e`, holding a JSON [`Envelope`];
+//! - streams are capped (`MAXLEN ~`): they are the fast path, not the record. PostgreSQL
+//!   is the record; a reader that finds its position trimmed away falls back to it.
+//!
+//! Redis work therefore grows with published events × readers, never with the number of
+//! conversations. The braces are a Redis Cluster hash tag: each shard hashes to its own
+//! slot, so shards spread over the cluster's nodes.
+//!
+//! This crate knows nothing of HTTP, WebSockets or SQL.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chat_domain::{ConversationId, Event};
+use fred::prelude::*;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// The envelope format version written by this code.
+pub const ENVELOPE_VERSION: u8 = 1;
+
+/// How to reach Redis and lay out the streams.
+#[derive(Clone, Debug)]
+pub struct BusConfig {
+    pub redis_url: String,
+    /// Prepended to every key (lets several deployments or tests share one Redis).
+    pub prefix: String,
+    /// Number of shard streams. Changing it re-routes conversations; do it only with the
+    /// fleet stopped.
+    pub shards: u16,
+    /// Approximate cap of each shard stream, in entries.
+    pub stream_maxlen: u64,
+}
+
+/// One event as it travels on the bus.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// Format version; readers skip versions they do not know.
+    pub v: u8,
+    /// Unique per published event (readers may use it to drop duplicates).
+    pub id: Uuid,
+    #[serde(flatten)]
+    pub event: Event,
+    /// W3C trace context of the change that caused the event (`traceparent`, …).
+    #[serde(default, skip_serializing_if = "HashMap::is_empty")]
+    pub trace: HashMap<String, String>,
+}
+
+impl Envelope {
+    pub fn new(event: Event) -> Self {
+        Self { v: ENVELOPE_VERSION, id: Uuid::now_v7(), event, trace: HashMap::new() }
+    }
+}
+
+/// An envelope read back from a shard, with its position.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    pub shard: u16,
+    /// The Redis stream entry id: where to continue reading this shard from.
+    pub stream_id: String,
+    pub envelope: Envelope,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("invalid Redis configuration: {0}")]
+    Config(#[source] fred::error::Error),
+    #[error("Redis unavailable: {0}")]
+    Redis(#[from] fred::error::Error),
+    #[error("could not encode event: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+/// Handle on the bus. Clones share one Redis connection (commands are pipelined).
+#[derive(Clone)]
+pub struct Bus {
+    client: Client,
+    config: Arc<BusConfig>,
+}
+
+impl Bus {
+    /// Starts connecting in the background and returns at once: the process runs while
+    /// Redis is down, and commands fail (after a short timeout) until it is back.
+    pub fn connect(config: BusConfig) -> Result<Self, BusError> {
+        let client = build_client(&config.redis_url)?;
+        client.connect();
+        Ok(Self { client, config: Arc::new(config) })
+    }
+
+    /// A bus with its own connection, for blocking reads: a blocking XREAD holds up every
+    /// other command on its connection.
+    pub fn dedicated_reader(&self) -> Result<Self, BusError> {
+        Self::connect((*self.config).clone())
+    }
+
+    pub fn config(&self) -> &BusConfig {
+        &self.config
+    }
+
+    /// Waits until the connection is up.
+    pub async fn wait_connected(&self, timeout: Duration) -> Result<(), BusError> {
+        tokio::time::timeout(timeout, self.client.wait_for_connect())
+            .await
+            .map_err(|_| BusError::Redis(fred::error::Error::new(fred::error::ErrorKind::Timeout, "connect")))??;
+        Ok(())
+    }
+
+    /// Is Redis answering?
+    pub async fn ping(&self) -> Result<(), BusError> {
+        let _: String = self.client.ping(None).await?;
+        Ok(())
+    }
+
+    /// The shard a conversation's events go to. Uses the random half of the UUID, so
+    /// conversations spread evenly whatever their creation time.
+    pub fn shard_of(&self, conversation: ConversationId) -> u16 {
+        let bytes = conversation.as_uuid().as_u128();
+        (bytes as u64 % u64::from(self.config.shards.max(1))) as u16
+    }
+
+    /// The stream key of a shard.
+    pub fn stream_key(&self, shard: u16) -> String {
+        format!("{}{{ev-{shard}}}", self.config.prefix)
+    }
+
+    /// Publishes an event, returning the stream entry id.
+    pub async fn publish(&self, envelope: &Envelope) -> Result<String, BusError> {
+        let body = serde_json::to_string(envelope)?;
+        let key = self.stream_key(self.shard_of(envelope.event.conversation_id));
+        let id: String = self
+            .client
+            .xadd(key, false, ("MAXLEN", "~", self.config.stream_maxlen as i64), "*", vec![("e", body)])
+            .await?;
+        Ok(id)
+    }
+
+    /// The id of the newest entry of each shard ("$" positions made concrete), so that a
+    /// reader can start from "now" without missing what is published next.
+    pub async fn tail_positions(&self) -> Result<Vec<(u16, String)>, BusError> {
+        let mut out = Vec::with_capacity(self.config.shards as usize);
+        for shard in 0..self.config.shards {
+            let last: Vec<(String, HashMap<String, String>)> =
+                self.client.xrevrange(self.stream_key(shard), "+", "-", Some(1)).await?;
+            out.push((shard, last.into_iter().next().map(|(id, _)| id).unwrap_or_else(|| "0-0".into())));
+        }
+        Ok(out)
+    }
+
+    /// Reads the entries after each given position, waiting up to `block` for some to
+    /// arrive. Entries that do not parse, or carry an unknown envelope version, are
+    /// skipped (and logged) but still advance the position.
+    ///
+    /// All positions are read with one XREAD, which needs the shard keys on one node
+    /// (a single Redis, or a cluster where the reader groups shards by node).
+    pub async fn read(
+        &self,
+        positions: &[(u16, String)],
+        count: u64,
+        block: Option<Duration>,
+    ) -> Result<Vec<Delivery>, BusError> {
+        if positions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = positions.iter().map(|(s, _)| self.stream_key(*s)).collect();
+        let ids: Vec<String> = positions.iter().map(|(_, id)| id.clone()).collect();
+        let shard_by_key: HashMap<&str, u16> =
+            keys.iter().map(String::as_str).zip(positions.iter().map(|(s, _)| *s)).collect();
+        let block_ms = block.map(|d| d.as_millis() as u64);
+        let response: Option<HashMap<String, Vec<(String, HashMap<String, String>)>>> =
+            self.client.xread(Some(count), block_ms, keys.clone(), ids).await?;
+        let mut out = Vec::new();
+        for (key, entries) in response.unwrap_or_default() {
+            let Some(&shard) = shard_by_key.get(key.as_str()) else { continue };
+            for (stream_id, fields) in entries {
+                match fields.get("e").map(|raw| serde_json::from_str::<Envelope>(raw)) {
+                    Some(Ok(envelope)) if envelope.v == ENVELOPE_VERSION => {
+                        out.push(Delivery { shard, stream_id, envelope })
+                    }
+                    other => {
+                        tracing::warn!(%key, %stream_id, ok = matches!(other, Some(Ok(_))), "skipping unreadable bus entry");
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn build_client(url: &str) -> Result<Client, BusError> {
+    let config = Config::from_url(url).map_err(BusError::Config)?;
+    Builder::from_config(config)
+        .with_performance_config(|perf| {
+            // A publish must not hang a request while Redis is away.
+            perf.default_command_timeout = Duration::from_secs(2);
+        })
+        .with_connection_config(|conn| {
+            conn.connection_timeout = Duration::from_secs(2);
+        })
+        .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
+        .build()
+        .map_err(BusError::Config)
+}

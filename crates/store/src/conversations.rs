@@ -1,0 +1,237 @@
+//! Conversations and the caller's conversation list.
+
+use std::collections::HashMap;
+
+use chat_domain::{
+    ContextType, Conversation, ConversationId, ConversationKind, ConversationSummary, Message, Participant,
+    Role, UserId,
+};
+
+use sqlx::AssertSqlSafe;
+
+use crate::{Store, StoreError};
+
+const CONVERSATION_COLUMNS: &str = "id, kind, name, context_type, context_id, created_by, created_at, \
+                                    updated_at, last_seq, last_message_at";
+
+/// A conversation to create.
+#[derive(Debug, Clone)]
+pub struct NewConversation {
+    pub id: ConversationId,
+    pub kind: ConversationKind,
+    pub name: Option<String>,
+    pub context_type: ContextType,
+    pub context_id: Option<String>,
+    pub created_by: UserId,
+    /// Everyone who takes part, the creator included, with their roles.
+    pub participants: Vec<(UserId, Role)>,
+}
+
+/// Filters and window of a conversation list.
+#[derive(Debug, Clone, Default)]
+pub struct ConversationFilter {
+    pub context_type: Option<ContextType>,
+    pub context_id: Option<String>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// Changes to a conversation's metadata; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct ConversationChanges {
+    pub name: Option<String>,
+    pub context_type: Option<ContextType>,
+    pub context_id: Option<String>,
+}
+
+/// The key that makes a direct conversation between two users unique.
+fn direct_key(a: UserId, b: UserId) -> String {
+    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+    format!("{lo}:{hi}")
+}
+
+#[derive(sqlx::FromRow)]
+struct MembershipRow {
+    #[sqlx(flatten)]
+    conversation: Conversation,
+    role: Role,
+    muted: bool,
+    unread_count: i64,
+}
+
+impl Store {
+    /// Creates a conversation with its participants. For a direct conversation that
+    /// already exists between the same two users, returns the existing one and `false`.
+    pub async fn create_conversation(&self, new: &NewConversation) -> Result<(Conversation, bool), StoreError> {
+        let key = match new.kind {
+            ConversationKind::Direct => match new.participants.as_slice() {
+                [(a, _), (b, _)] => Some(direct_key(*a, *b)),
+                _ => return Err(StoreError::Conflict("direct_needs_two_participants".into())),
+            },
+            ConversationKind::Group => None,
+        };
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query_as::<_, Conversation>(AssertSqlSafe(format!(
+            "INSERT INTO conversations (id, kind, name, context_type, context_id, direct_key, created_by)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (direct_key) DO NOTHING
+             RETURNING {CONVERSATION_COLUMNS}"
+        )))
+        .bind(new.id)
+        .bind(new.kind)
+        .bind(&new.name)
+        .bind(new.context_type)
+        .bind(&new.context_id)
+        .bind(&key)
+        .bind(new.created_by)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(conversation) = inserted else {
+            tx.rollback().await?;
+            let existing = sqlx::query_as::<_, Conversation>(AssertSqlSafe(format!(
+                "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE direct_key = $1"
+            )))
+            .bind(&key)
+            .fetch_one(&self.pool)
+            .await?;
+            return Ok((existing, false));
+        };
+        let (users, roles): (Vec<uuid::Uuid>, Vec<&str>) =
+            new.participants.iter().map(|(u, r)| (u.as_uuid(), r.as_str())).unzip();
+        sqlx::query(
+            "INSERT INTO participants (conversation_id, user_id, role)
+             SELECT $1, u, r FROM unnest($2::uuid[], $3::text[]) AS t(u, r)",
+        )
+        .bind(conversation.id)
+        .bind(users)
+        .bind(roles)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok((conversation, true))
+    }
+
+    pub async fn conversation(&self, id: ConversationId) -> Result<Option<Conversation>, StoreError> {
+        Ok(sqlx::query_as::<_, Conversation>(AssertSqlSafe(format!(
+            "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// The user's conversations, most recently active first, each with its participants,
+    /// last visible message and the user's unread count.
+    pub async fn conversations_of(
+        &self,
+        user: UserId,
+        filter: &ConversationFilter,
+    ) -> Result<Vec<ConversationSummary>, StoreError> {
+        let rows = sqlx::query_as::<_, MembershipRow>(
+            "SELECT c.id, c.kind, c.name, c.context_type, c.context_id, c.created_by, c.created_at,
+                    c.updated_at, c.last_seq, c.last_message_at, p.role, p.muted,
+                    (SELECT count(*) FROM messages m
+                      WHERE m.conversation_id = c.id AND m.seq > p.last_read_seq
+                        AND m.sender_id IS DISTINCT FROM p.user_id
+                        AND m.deleted_at IS NULL AND m.moderation <> 'hidden') AS unread_count
+               FROM participants p JOIN conversations c ON c.id = p.conversation_id
+              WHERE p.user_id = $1
+                AND ($2::text IS NULL OR c.context_type = $2)
+                AND ($3::text IS NULL OR c.context_id = $3)
+              ORDER BY COALESCE(c.last_message_at, c.created_at) DESC, c.id
+              LIMIT $4 OFFSET $5",
+        )
+        .bind(user)
+        .bind(filter.context_type)
+        .bind(&filter.context_id)
+        .bind(filter.limit)
+        .bind(filter.offset)
+        .fetch_all(&self.pool)
+        .await?;
+        let ids: Vec<uuid::Uuid> = rows.iter().map(|r| r.conversation.id.as_uuid()).collect();
+        let mut participants = self.participants_of_many(&ids).await?;
+        let mut last_messages: HashMap<ConversationId, Message> = sqlx::query_as::<_, Message>(
+            "SELECT m.* FROM unnest($1::uuid[]) AS c(id),
+                    LATERAL (SELECT * FROM messages
+                              WHERE conversation_id = c.id AND moderation <> 'hidden'
+                              ORDER BY seq DESC LIMIT 1) m",
+        )
+        .bind(&ids)
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(|m| (m.conversation_id, m))
+        .collect();
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let id = row.conversation.id;
+                ConversationSummary {
+                    participants: participants.remove(&id).unwrap_or_default(),
+                    last_message: last_messages.remove(&id),
+                    unread_count: row.unread_count,
+                    my_role: row.role,
+                    muted: row.muted,
+                    conversation: row.conversation,
+                }
+            })
+            .collect())
+    }
+
+    async fn participants_of_many(
+        &self,
+        ids: &[uuid::Uuid],
+    ) -> Result<HashMap<ConversationId, Vec<Participant>>, StoreError> {
+        let rows = sqlx::query_as::<_, Participant>(
+            "SELECT p.conversation_id, p.user_id, u.username, u.display_name, p.role, p.joined_at,
+                    p.last_delivered_seq, p.last_read_seq, p.muted
+               FROM participants p JOIN users u ON u.id = p.user_id
+              WHERE p.conversation_id = ANY($1)
+              ORDER BY p.joined_at, u.username",
+        )
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut map: HashMap<ConversationId, Vec<Participant>> = HashMap::new();
+        for p in rows {
+            map.entry(p.conversation_id).or_default().push(p);
+        }
+        Ok(map)
+    }
+
+    /// Changes metadata and bumps `updated_at`.
+    pub async fn update_conversation(
+        &self,
+        id: ConversationId,
+        changes: &ConversationChanges,
+    ) -> Result<Conversation, StoreError> {
+        sqlx::query_as::<_, Conversation>(AssertSqlSafe(format!(
+            "UPDATE conversations
+                SET name = COALESCE($2, name),
+                    context_type = COALESCE($3, context_type),
+                    context_id = COALESCE($4, context_id),
+                    updated_at = now()
+              WHERE id = $1
+              RETURNING {CONVERSATION_COLUMNS}"
+        )))
+        .bind(id)
+        .bind(&changes.name)
+        .bind(changes.context_type)
+        .bind(&changes.context_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound)
+    }
+
+    /// Deletes a conversation with its participants and messages.
+    pub async fn delete_conversation(&self, id: ConversationId) -> Result<(), StoreError> {
+        let done = sqlx::query("DELETE FROM conversations WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+}

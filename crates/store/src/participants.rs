@@ -1,0 +1,183 @@
+//! Participants: membership, roles and watermarks.
+
+use chat_domain::{ConversationId, Participant, Role, UserId};
+
+use sqlx::AssertSqlSafe;
+
+use crate::{Store, StoreError};
+
+const PARTICIPANT_SELECT: &str = "SELECT p.conversation_id, p.user_id, u.username, u.display_name, p.role, \
+     p.joined_at, p.last_delivered_seq, p.last_read_seq, p.muted \
+     FROM participants p JOIN users u ON u.id = p.user_id";
+
+/// A change to one participant that must not leave the conversation without an owner.
+#[derive(Debug, Clone, Copy)]
+pub enum MembershipChange {
+    SetRole(Role),
+    Remove,
+}
+
+/// Which watermark to move.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Watermark {
+    Delivered,
+    Read,
+}
+
+/// The result of moving a watermark: the new values, and whether anything moved.
+#[derive(Debug, Clone, Copy)]
+pub struct WatermarkMove {
+    pub delivered: i64,
+    pub read: i64,
+    pub moved: bool,
+}
+
+impl Store {
+    /// The user's membership of the conversation, if any.
+    pub async fn participant(
+        &self,
+        conversation: ConversationId,
+        user: UserId,
+    ) -> Result<Option<Participant>, StoreError> {
+        Ok(sqlx::query_as::<_, Participant>(AssertSqlSafe(format!(
+            "{PARTICIPANT_SELECT} WHERE p.conversation_id = $1 AND p.user_id = $2"
+        )))
+        .bind(conversation)
+        .bind(user)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    pub async fn participants(&self, conversation: ConversationId) -> Result<Vec<Participant>, StoreError> {
+        Ok(sqlx::query_as::<_, Participant>(AssertSqlSafe(format!(
+            "{PARTICIPANT_SELECT} WHERE p.conversation_id = $1 ORDER BY p.joined_at, u.username"
+        )))
+        .bind(conversation)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Adds a participant. Already a participant: `Conflict("participants_pkey")`;
+    /// unknown user: `MissingReference`.
+    pub async fn add_participant(
+        &self,
+        conversation: ConversationId,
+        user: UserId,
+        role: Role,
+    ) -> Result<Participant, StoreError> {
+        sqlx::query("INSERT INTO participants (conversation_id, user_id, role) VALUES ($1, $2, $3)")
+            .bind(conversation)
+            .bind(user)
+            .bind(role)
+            .execute(&self.pool)
+            .await?;
+        self.participant(conversation, user).await?.ok_or(StoreError::NotFound)
+    }
+
+    /// Changes a participant's role or removes them, refusing with [`StoreError::LastOwner`]
+    /// when that would leave remaining participants without an owner. Returns the
+    /// participant as they were before the change.
+    pub async fn change_membership(
+        &self,
+        conversation: ConversationId,
+        user: UserId,
+        change: MembershipChange,
+    ) -> Result<Participant, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // Lock the conversation row: membership changes of one conversation run one at a
+        // time, so two owners cannot both step down at once.
+        sqlx::query("SELECT 1 FROM conversations WHERE id = $1 FOR UPDATE")
+            .bind(conversation)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let before = sqlx::query_as::<_, Participant>(AssertSqlSafe(format!(
+            "{PARTICIPANT_SELECT} WHERE p.conversation_id = $1 AND p.user_id = $2"
+        )))
+        .bind(conversation)
+        .bind(user)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        let (owners, total): (i64, i64) = sqlx::query_as(
+            "SELECT count(*) FILTER (WHERE role = 'owner'), count(*) FROM participants WHERE conversation_id = $1",
+        )
+        .bind(conversation)
+        .fetch_one(&mut *tx)
+        .await?;
+        let loses_owner = before.role == Role::Owner
+            && match change {
+                MembershipChange::SetRole(role) => role != Role::Owner,
+                MembershipChange::Remove => true,
+            };
+        let remaining = match change {
+            MembershipChange::Remove => total - 1,
+            MembershipChange::SetRole(_) => total,
+        };
+        if loses_owner && owners == 1 && remaining > 0 {
+            return Err(StoreError::LastOwner);
+        }
+        match change {
+            MembershipChange::SetRole(role) => {
+                sqlx::query("UPDATE participants SET role = $3 WHERE conversation_id = $1 AND user_id = $2")
+                    .bind(conversation)
+                    .bind(user)
+                    .bind(role)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            MembershipChange::Remove => {
+                sqlx::query("DELETE FROM participants WHERE conversation_id = $1 AND user_id = $2")
+                    .bind(conversation)
+                    .bind(user)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(before)
+    }
+
+    /// Moves a watermark forward to `seq` (never back). Reading implies delivery, so the
+    /// read watermark also moves the delivered one. `seq` past the conversation's last
+    /// message is clamped to it. `NotFound` if the user is not a participant.
+    pub async fn advance_watermark(
+        &self,
+        conversation: ConversationId,
+        user: UserId,
+        which: Watermark,
+        seq: i64,
+    ) -> Result<WatermarkMove, StoreError> {
+        let sql = match which {
+            Watermark::Read => {
+                "WITH target AS (SELECT LEAST($3, last_seq) AS s FROM conversations WHERE id = $1),
+                      old AS (SELECT last_read_seq AS r FROM participants
+                               WHERE conversation_id = $1 AND user_id = $2 FOR UPDATE)
+                 UPDATE participants p
+                    SET last_read_seq = GREATEST(p.last_read_seq, target.s),
+                        last_delivered_seq = GREATEST(p.last_delivered_seq, target.s)
+                   FROM target, old
+                  WHERE p.conversation_id = $1 AND p.user_id = $2
+                 RETURNING p.last_delivered_seq, p.last_read_seq, p.last_read_seq <> old.r"
+            }
+            Watermark::Delivered => {
+                "WITH target AS (SELECT LEAST($3, last_seq) AS s FROM conversations WHERE id = $1),
+                      old AS (SELECT last_delivered_seq AS d FROM participants
+                               WHERE conversation_id = $1 AND user_id = $2 FOR UPDATE)
+                 UPDATE participants p
+                    SET last_delivered_seq = GREATEST(p.last_delivered_seq, target.s)
+                   FROM target, old
+                  WHERE p.conversation_id = $1 AND p.user_id = $2
+                 RETURNING p.last_delivered_seq, p.last_read_seq, p.last_delivered_seq <> old.d"
+            }
+        };
+        let (delivered, read, moved): (i64, i64, bool) = sqlx::query_as(sql)
+            .bind(conversation)
+            .bind(user)
+            .bind(seq)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        Ok(WatermarkMove { delivered, read, moved })
+    }
+}
