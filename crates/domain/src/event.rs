@@ -30,6 +30,8 @@ pub enum EventPayload {
     DeliveredUpTo { user_id: UserId, seq: i64 },
     #[serde(rename = "receipt.read")]
     ReadUpTo { user_id: UserId, seq: i64 },
+    #[serde(rename = "conversation.created")]
+    ConversationCreated { conversation: Conversation, participants: Vec<UserId> },
     #[serde(rename = "conversation.updated")]
     ConversationUpdated { conversation: Conversation },
     #[serde(rename = "conversation.deleted")]
@@ -52,6 +54,7 @@ impl EventPayload {
             EventPayload::ParticipantRoleChanged { .. } => "participant.role_changed",
             EventPayload::DeliveredUpTo { .. } => "receipt.delivered",
             EventPayload::ReadUpTo { .. } => "receipt.read",
+            EventPayload::ConversationCreated { .. } => "conversation.created",
             EventPayload::ConversationUpdated { .. } => "conversation.updated",
             EventPayload::ConversationDeleted {} => "conversation.deleted",
             EventPayload::Typing { .. } => "typing",

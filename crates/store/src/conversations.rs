@@ -30,6 +30,8 @@ pub struct NewConversation {
 /// Filters and window of a conversation list.
 #[derive(Debug, Clone, Default)]
 pub struct ConversationFilter {
+    /// Only this conversation (to read one conversation's summary).
+    pub only: Option<ConversationId>,
     pub context_type: Option<ContextType>,
     pub context_id: Option<String>,
     pub limit: i64,
@@ -138,6 +140,7 @@ impl Store {
               WHERE p.user_id = $1
                 AND ($2::text IS NULL OR c.context_type = $2)
                 AND ($3::text IS NULL OR c.context_id = $3)
+                AND ($6::uuid IS NULL OR c.id = $6)
               ORDER BY COALESCE(c.last_message_at, c.created_at) DESC, c.id
               LIMIT $4 OFFSET $5",
         )
@@ -146,6 +149,7 @@ impl Store {
         .bind(&filter.context_id)
         .bind(filter.limit)
         .bind(filter.offset)
+        .bind(filter.only)
         .fetch_all(&self.pool)
         .await?;
         let ids: Vec<uuid::Uuid> = rows.iter().map(|r| r.conversation.id.as_uuid()).collect();

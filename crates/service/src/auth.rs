@@ -1,0 +1,125 @@
+//! Accounts and sessions: register, login, refresh, logout, and checking access tokens.
+
+use chrono::Utc;
+use chat_auth::{dummy_hash, hash_password, new_refresh_token, refresh_token_hash, verify_password};
+use chat_domain::{validate, SessionId, User, UserId};
+
+use crate::{Caller, ChatService, ServiceError};
+
+/// The tokens handed out at login and refresh.
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    pub access_token: String,
+    pub refresh_token: String,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    pub user_id: UserId,
+}
+
+/// Most users returned by one search.
+pub const MAX_USER_SEARCH: i64 = 50;
+
+impl ChatService {
+    /// Creates an account. A taken username is a `username_taken` conflict.
+    pub async fn register(&self, username: &str, password: &str, display_name: Option<&str>) -> Result<User, ServiceError> {
+        let username = validate::username(username)?;
+        let password = validate::password(password)?.to_owned();
+        let display_name = match display_name {
+            Some(name) => validate::display_name(name)?,
+            None => username.clone(),
+        };
+        let hash = tokio::task::spawn_blocking(move || hash_password(&password))
+            .await
+            .map_err(|e| ServiceError::Internal(e.to_string()))?
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        match self.store.insert_user(UserId::new(), &username, &display_name, &hash).await {
+            Ok(user) => Ok(user),
+            Err(e) if e.is_conflict_on("users_username_key") => {
+                Err(ServiceError::conflict("username_taken", "this username is already taken"))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Checks a username and password and opens a session.
+    pub async fn login(&self, username: &str, password: &str) -> Result<Tokens, ServiceError> {
+        let username = username.trim().to_lowercase();
+        let credentials = self.store.credentials_by_username(&username).await?;
+        let (hash, user) = match credentials {
+            Some(c) => (c.password_hash, Some(c.user)),
+            // Verify against a dummy hash anyway, so that timing does not reveal which
+            // usernames exist.
+            None => (dummy_hash().to_owned(), None),
+        };
+        let password = password.to_owned();
+        let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+            .await
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        match user {
+            Some(user) if ok => self.open_session(user.id).await,
+            _ => Err(ServiceError::InvalidCredentials),
+        }
+    }
+
+    async fn open_session(&self, user_id: UserId) -> Result<Tokens, ServiceError> {
+        let session = SessionId::new();
+        let (refresh_token, refresh_hash) = new_refresh_token();
+        let expires_at = Utc::now() + self.keys.refresh_ttl;
+        self.store.insert_session(session, user_id, &refresh_hash, expires_at).await?;
+        self.tokens(user_id, session, refresh_token)
+    }
+
+    fn tokens(&self, user_id: UserId, session: SessionId, refresh_token: String) -> Result<Tokens, ServiceError> {
+        let access_token = self
+            .keys
+            .issue_access(user_id, session)
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        Ok(Tokens { access_token, refresh_token, expires_in: self.keys.access_ttl.as_secs(), user_id })
+    }
+
+    /// Trades a refresh token for new tokens. The old refresh token stops working.
+    pub async fn refresh(&self, refresh_token: &str) -> Result<Tokens, ServiceError> {
+        let (new_token, new_hash) = new_refresh_token();
+        let expires_at = Utc::now() + self.keys.refresh_ttl;
+        let rotated = self
+            .store
+            .rotate_refresh_token(&refresh_token_hash(refresh_token), &new_hash, expires_at)
+            .await?;
+        let (session, user_id) = rotated.ok_or(ServiceError::Unauthenticated)?;
+        self.tokens(user_id, session, new_token)
+    }
+
+    /// Ends the caller's session: its access and refresh tokens stop working.
+    pub async fn logout(&self, caller: &Caller) -> Result<(), ServiceError> {
+        self.store.revoke_session(caller.session_id).await?;
+        Ok(())
+    }
+
+    /// Resolves an access token to its caller; revoked sessions are refused.
+    pub async fn authenticate(&self, access_token: &str) -> Result<Caller, ServiceError> {
+        let claims = self.keys.verify_access(access_token).map_err(|_| ServiceError::Unauthenticated)?;
+        if !self.store.session_is_active(claims.sid, claims.sub).await? {
+            return Err(ServiceError::Unauthenticated);
+        }
+        Ok(Caller { user_id: claims.sub, session_id: claims.sid })
+    }
+
+    pub async fn me(&self, caller: &Caller) -> Result<User, ServiceError> {
+        self.store.user(caller.user_id).await?.ok_or(ServiceError::Unauthenticated)
+    }
+
+    /// Finds people to talk to by username prefix or display-name substring.
+    pub async fn search_users(&self, _caller: &Caller, query: &str, limit: i64) -> Result<Vec<User>, ServiceError> {
+        let query = query.trim();
+        if query.is_empty() {
+            return Err(chat_domain::ValidationError::new("q", "must not be empty").into());
+        }
+        if query.chars().count() > 64 {
+            return Err(chat_domain::ValidationError::new("q", "must be at most 64 characters").into());
+        }
+        if !(1..=MAX_USER_SEARCH).contains(&limit) {
+            return Err(chat_domain::ValidationError::new("limit", format!("must be between 1 and {MAX_USER_SEARCH}")).into());
+        }
+        Ok(self.store.search_users(query, limit).await?)
+    }
+}

@@ -1,0 +1,247 @@
+//! Messages: send (idempotent), history, edit, delete, statuses, watermarks.
+
+use std::sync::atomic::Ordering;
+
+use chat_domain::{
+    validate, ConversationId, DeliveryStatus, EventPayload, Message, MessageId, MessageKind, Participant,
+    ValidationError,
+};
+use chat_store::messages::{Inserted, NewMessage};
+use chat_store::participants::WatermarkMove;
+
+use crate::{Caller, ChatService, HistoryPage, HistoryQuery, ServiceError, Watermark};
+
+/// Most messages in one history page.
+pub const MAX_PAGE: i64 = 200;
+/// Messages in a history page when the client does not say.
+pub const DEFAULT_PAGE: i64 = 50;
+
+/// A message to send.
+#[derive(Debug, Clone, Default)]
+pub struct SendMessage {
+    pub text: String,
+    pub client_msg_id: Option<String>,
+    pub reply_to: Option<MessageId>,
+    /// Attachments uploaded beforehand (processing must have made them ready).
+    pub attachments: Vec<chat_domain::AttachmentId>,
+}
+
+/// The result of a send.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    pub message: Message,
+    /// False when this was a retry of an earlier send with the same `client_msg_id`.
+    pub created: bool,
+}
+
+/// A recipient's state of one message.
+#[derive(Debug, Clone)]
+pub struct RecipientStatus {
+    pub participant: Participant,
+    pub status: DeliveryStatus,
+}
+
+impl ChatService {
+    /// Sends a message. It is committed with the conversation's next seq before this
+    /// returns; a retry with the same `client_msg_id` returns the original message.
+    pub async fn send_message(
+        &self,
+        caller: &Caller,
+        conversation: ConversationId,
+        request: SendMessage,
+    ) -> Result<Sent, ServiceError> {
+        let text = validate::message_text("text", &request.text)?;
+        let client_msg_id = request.client_msg_id.as_deref().map(validate::client_msg_id).transpose()?;
+        if !request.attachments.is_empty() {
+            // Attachments arrive with the object-storage work; until then none can be ready.
+            return Err(ValidationError::new("attachments", "unknown or unprocessed attachment").into());
+        }
+        let new = NewMessage {
+            id: MessageId::new(),
+            conversation_id: conversation,
+            sender_id: caller.user_id,
+            kind: MessageKind::Text,
+            text,
+            client_msg_id,
+            reply_to: request.reply_to,
+        };
+        match self.store.insert_message(&new).await? {
+            Inserted::New(message) => {
+                self.stats.messages_persisted.fetch_add(1, Ordering::Relaxed);
+                self.publish(conversation, Some(caller.user_id), EventPayload::MessageCreated { message: message.clone() })
+                    .await;
+                Ok(Sent { message, created: true })
+            }
+            Inserted::Existing(message) if message.conversation_id == conversation => {
+                Ok(Sent { message, created: false })
+            }
+            Inserted::Existing(_) => Err(ServiceError::conflict(
+                "client_msg_id_reused",
+                "this client_msg_id was already used for a message in another conversation",
+            )),
+        }
+    }
+
+    /// A page of history. Moderators also see hidden messages.
+    pub async fn history(
+        &self,
+        caller: &Caller,
+        conversation: ConversationId,
+        mut query: HistoryQuery,
+    ) -> Result<HistoryPage, ServiceError> {
+        if !(1..=MAX_PAGE).contains(&query.limit) {
+            return Err(ValidationError::new("limit", format!("must be between 1 and {MAX_PAGE}")).into());
+        }
+        for (field, value) in [("before", query.before), ("after", query.after)] {
+            if value.is_some_and(|v| v < 0) {
+                return Err(ValidationError::new(field, "must not be negative").into());
+            }
+        }
+        if let (Some(since), Some(until)) = (query.since, query.until) {
+            if since > until {
+                return Err(ValidationError::new("since", "must not be after until").into());
+            }
+        }
+        let me = self.membership(caller, conversation).await?;
+        query.include_hidden = me.role.can_moderate();
+        Ok(self.store.history(conversation, &query).await?)
+    }
+
+    /// One message, as the caller may see it.
+    pub async fn message(
+        &self,
+        caller: &Caller,
+        conversation: ConversationId,
+        id: MessageId,
+    ) -> Result<Message, ServiceError> {
+        let me = self.membership(caller, conversation).await?;
+        self.visible_message(&me, conversation, id).await
+    }
+
+    async fn visible_message(
+        &self,
+        me: &Participant,
+        conversation: ConversationId,
+        id: MessageId,
+    ) -> Result<Message, ServiceError> {
+        let message = self.store.message(conversation, id).await?.ok_or(ServiceError::NotFound("message"))?;
+        if message.moderation == chat_domain::ModerationState::Hidden && !me.role.can_moderate() {
+            return Err(ServiceError::NotFound("message"));
+        }
+        Ok(message)
+    }
+
+    /// Edits the text of one's own message.
+    pub async fn edit_message(
+        &self,
+        caller: &Caller,
+        conversation: ConversationId,
+        id: MessageId,
+        text: &str,
+    ) -> Result<Message, ServiceError> {
+        let text = validate::message_text("text", text)?;
+        let me = self.membership(caller, conversation).await?;
+        let message = self.visible_message(&me, conversation, id).await?;
+        if message.sender_id != Some(caller.user_id) {
+            return Err(ServiceError::Forbidden("only the sender can edit a message"));
+        }
+        if message.deleted_at.is_some() {
+            return Err(ServiceError::conflict("message_deleted", "a deleted message cannot be edited"));
+        }
+        let edited = self.store.edit_message(conversation, id, &text).await.map_err(|e| match e {
+            chat_store::StoreError::NotFound => {
+                ServiceError::conflict("message_deleted", "a deleted message cannot be edited")
+            }
+            other => other.into(),
+        })?;
+        self.publish(conversation, Some(caller.user_id), EventPayload::MessageEdited { message: edited.clone() })
+            .await;
+        Ok(edited)
+    }
+
+    /// Deletes a message: the sender's own, or anyone's for moderators and above.
+    pub async fn delete_message(
+        &self,
+        caller: &Caller,
+        conversation: ConversationId,
+        id: MessageId,
+    ) -> Result<Message, ServiceError> {
+        let me = self.membership(caller, conversation).await?;
+        let message = self.visible_message(&me, conversation, id).await?;
+        if message.sender_id != Some(caller.user_id) && !me.role.can_moderate() {
+            return Err(ServiceError::Forbidden("only the sender or a moderator can delete a message"));
+        }
+        if message.deleted_at.is_some() {
+            return Ok(message);
+        }
+        let deleted = match self.store.delete_message(conversation, id).await {
+            Ok(m) => m,
+            // Deleted concurrently: deleting is idempotent.
+            Err(chat_store::StoreError::NotFound) => return self.visible_message(&me, conversation, id).await,
+            Err(e) => return Err(e.into()),
+        };
+        self.publish(
+            conversation,
+            Some(caller.user_id),
+            EventPayload::MessageDeleted { message_id: id, seq: deleted.seq },
+        )
+        .await;
+        Ok(deleted)
+    }
+
+    /// The state of a message for each recipient (everyone but its sender).
+    pub async fn message_statuses(
+        &self,
+        caller: &Caller,
+        conversation: ConversationId,
+        id: MessageId,
+    ) -> Result<(Message, Vec<RecipientStatus>), ServiceError> {
+        let me = self.membership(caller, conversation).await?;
+        let message = self.visible_message(&me, conversation, id).await?;
+        let participants = self.store.participants(conversation).await?;
+        let statuses = statuses_of(&message, participants);
+        Ok((message, statuses))
+    }
+
+    /// Moves the caller's delivered or read watermark forward to `seq`.
+    pub async fn advance_watermark(
+        &self,
+        caller: &Caller,
+        conversation: ConversationId,
+        which: Watermark,
+        seq: i64,
+    ) -> Result<WatermarkMove, ServiceError> {
+        if seq < 0 {
+            return Err(ValidationError::new("seq", "must not be negative").into());
+        }
+        let moved = self
+            .store
+            .advance_watermark(conversation, caller.user_id, which, seq)
+            .await
+            .map_err(|e| match e {
+                chat_store::StoreError::NotFound => ServiceError::NotFound("conversation"),
+                other => other.into(),
+            })?;
+        if moved.moved {
+            let user_id = caller.user_id;
+            let payload = match which {
+                Watermark::Read => EventPayload::ReadUpTo { user_id, seq: moved.read },
+                Watermark::Delivered => EventPayload::DeliveredUpTo { user_id, seq: moved.delivered },
+            };
+            self.publish(conversation, Some(user_id), payload).await;
+        }
+        Ok(moved)
+    }
+}
+
+/// Statuses of a message for every participant except its sender.
+pub fn statuses_of(message: &Message, participants: Vec<Participant>) -> Vec<RecipientStatus> {
+    participants
+        .into_iter()
+        .filter(|p| Some(p.user_id) != message.sender_id)
+        .map(|p| RecipientStatus {
+            status: DeliveryStatus::from_watermarks(message.seq, p.last_delivered_seq, p.last_read_seq),
+            participant: p,
+        })
+        .collect()
+}
