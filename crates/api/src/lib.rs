@@ -1,1 +1,107 @@
-//! placeholder
+//! `chat-api`: the REST service (poem-openapi) over the service layer.
+//!
+//! Layout:
+//! - [`routes`]: the operations, one module per resource; each handler authenticates,
+//!   calls one [`ChatService`] method and converts the result with [`models`].
+//! - [`models`]: the JSON shapes (the OpenAPI schemas).
+//! - [`error`]: the single mapping of errors to `application/problem+json`.
+//!
+//! [`app`] builds the HTTP endpoint (also used by tests); [`serve`] runs it until a
+//! shutdown future resolves; [`openapi_json`] renders the spec committed in `openapi/`.
+
+pub mod error;
+pub mod models;
+pub mod routes;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use chat_service::ChatService;
+use poem::listener::{Acceptor, Listener, TcpListener};
+use poem::middleware::{SizeLimit, Tracing};
+use poem::{Endpoint, EndpointExt, Route, Server};
+use poem_openapi::OpenApiService;
+
+use routes::auth::{AuthApi, UsersApi};
+use routes::conversations::ConversationsApi;
+use routes::health::HealthApi;
+use routes::messages::MessagesApi;
+
+/// Largest JSON request body accepted (bytes).
+pub const MAX_JSON_BODY: usize = 256 * 1024;
+
+/// Settings of the `chat-api` process.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ApiSettings {
+    /// Address to listen on.
+    #[arg(long, env = "CHAT_API_ADDR", default_value = "127.0.0.1:8080")]
+    pub addr: String,
+    /// Seconds in-flight requests get to finish at shutdown.
+    #[arg(long, env = "CHAT_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+    pub shutdown_grace_secs: u64,
+}
+
+type Apis = (AuthApi, UsersApi, ConversationsApi, MessagesApi, HealthApi);
+
+fn openapi_service() -> OpenApiService<Apis, ()> {
+    OpenApiService::new((AuthApi, UsersApi, ConversationsApi, MessagesApi, HealthApi), "Chat API", env!("CARGO_PKG_VERSION"))
+        .description(
+            "REST API of the chat platform: accounts, conversations (direct and group), \
+             participants with roles, messages with dense per-conversation `seq`, statuses and \
+             watermarks. Errors are `application/problem+json` with a stable `code`. Real-time \
+             delivery is over the WebSocket gateway.",
+        )
+}
+
+/// The OpenAPI document, as committed in `openapi/chat-api.json`.
+pub fn openapi_json() -> String {
+    let mut spec = openapi_service().spec();
+    spec.push('\n');
+    spec
+}
+
+/// The HTTP application: the API, `/openapi.json`, `/docs`, and problem+json for every
+/// error.
+pub fn app(service: ChatService) -> impl Endpoint {
+    let api = openapi_service();
+    let docs = api.swagger_ui();
+    let spec = api.spec_endpoint();
+    Route::new()
+        .nest("/", api)
+        .at("/openapi.json", spec)
+        .nest("/docs", docs)
+        .with(SizeLimit::new(MAX_JSON_BODY))
+        .catch_all_error(|err| async move { error::problem_from_poem_error(err) })
+        .with(Tracing)
+        .data(service)
+}
+
+/// A bound listener: the port is known before serving starts (tests bind port 0).
+pub struct Bound {
+    acceptor: poem::listener::TcpAcceptor,
+    pub local_addr: SocketAddr,
+}
+
+pub async fn bind(addr: &str) -> std::io::Result<Bound> {
+    let acceptor = TcpListener::bind(addr.to_owned()).into_acceptor().await?;
+    let local_addr = acceptor
+        .local_addr()
+        .first()
+        .and_then(|a| a.as_socket_addr().copied())
+        .ok_or_else(|| std::io::Error::other("listener has no socket address"))?;
+    Ok(Bound { acceptor, local_addr })
+}
+
+/// Serves the API until `shutdown` resolves, then lets in-flight requests finish.
+pub async fn serve(
+    bound: Bound,
+    service: ChatService,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> std::io::Result<()> {
+    tracing::info!(addr = %bound.local_addr, "chat-api listening");
+    Server::new_with_acceptor(bound.acceptor)
+        .run_with_graceful_shutdown(app(service), shutdown, Some(grace))
+        .await
+}

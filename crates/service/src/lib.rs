@@ -19,6 +19,7 @@ pub mod conversations;
 mod error;
 pub mod messages;
 pub mod participants;
+pub mod settings;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -32,6 +33,7 @@ pub use chat_store::conversations::{ConversationChanges, ConversationFilter};
 pub use chat_store::messages::{HistoryPage, HistoryQuery};
 pub use chat_store::participants::Watermark;
 pub use error::ServiceError;
+pub use settings::ServiceSettings;
 
 /// The authenticated user on whose behalf an operation runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

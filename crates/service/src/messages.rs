@@ -37,7 +37,7 @@ pub struct Sent {
 /// A recipient's state of one message.
 #[derive(Debug, Clone)]
 pub struct RecipientStatus {
-    pub participant: Participant,
+    pub user_id: chat_domain::UserId,
     pub status: DeliveryStatus,
 }
 
@@ -82,13 +82,14 @@ impl ChatService {
         }
     }
 
-    /// A page of history. Moderators also see hidden messages.
+    /// A page of history, with the conversation's participants (from which each
+    /// message's statuses follow). Moderators also see hidden messages.
     pub async fn history(
         &self,
         caller: &Caller,
         conversation: ConversationId,
         mut query: HistoryQuery,
-    ) -> Result<HistoryPage, ServiceError> {
+    ) -> Result<(HistoryPage, Vec<Participant>), ServiceError> {
         if !(1..=MAX_PAGE).contains(&query.limit) {
             return Err(ValidationError::new("limit", format!("must be between 1 and {MAX_PAGE}")).into());
         }
@@ -102,9 +103,15 @@ impl ChatService {
                 return Err(ValidationError::new("since", "must not be after until").into());
             }
         }
-        let me = self.membership(caller, conversation).await?;
+        // One query gives both the caller's membership and everyone's watermarks.
+        let participants = self.store.participants(conversation).await?;
+        let me = participants
+            .iter()
+            .find(|p| p.user_id == caller.user_id)
+            .ok_or(ServiceError::NotFound("conversation"))?;
         query.include_hidden = me.role.can_moderate();
-        Ok(self.store.history(conversation, &query).await?)
+        let page = self.store.history(conversation, &query).await?;
+        Ok((page, participants))
     }
 
     /// One message, as the caller may see it.
@@ -199,7 +206,7 @@ impl ChatService {
         let me = self.membership(caller, conversation).await?;
         let message = self.visible_message(&me, conversation, id).await?;
         let participants = self.store.participants(conversation).await?;
-        let statuses = statuses_of(&message, participants);
+        let statuses = statuses_of(&message, &participants);
         Ok((message, statuses))
     }
 
@@ -235,13 +242,13 @@ impl ChatService {
 }
 
 /// Statuses of a message for every participant except its sender.
-pub fn statuses_of(message: &Message, participants: Vec<Participant>) -> Vec<RecipientStatus> {
+pub fn statuses_of(message: &Message, participants: &[Participant]) -> Vec<RecipientStatus> {
     participants
-        .into_iter()
+        .iter()
         .filter(|p| Some(p.user_id) != message.sender_id)
         .map(|p| RecipientStatus {
             status: DeliveryStatus::from_watermarks(message.seq, p.last_delivered_seq, p.last_read_seq),
-            participant: p,
+            user_id: p.user_id,
         })
         .collect()
 }

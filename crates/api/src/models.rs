@@ -1,0 +1,394 @@
+//! The JSON shapes of the REST API, as documented in the OpenAPI spec.
+//!
+//! Field names follow seed 000 (`name`, `is_group`, `participants`, `text`, `sender`,
+//! `attachments`, `statuses`) with ours beside them. Domain values are converted here, at
+//! the edge; the domain crate knows nothing of this format.
+
+use chrono::{DateTime, Utc};
+use chat_domain as domain;
+use chat_service::messages::RecipientStatus;
+use poem_openapi::{Enum, Object};
+use uuid::Uuid;
+
+macro_rules! api_enum {
+    ($(#[$meta:meta])* $name:ident from $domain:ident { $($variant:ident),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+        #[oai(rename_all = "snake_case")]
+        pub enum $name { $($variant),+ }
+
+        impl From<domain::$domain> for $name {
+            fn from(v: domain::$domain) -> Self {
+                match v { $(domain::$domain::$variant => $name::$variant),+ }
+            }
+        }
+
+        impl From<$name> for domain::$domain {
+            fn from(v: $name) -> Self {
+                match v { $($name::$variant => domain::$domain::$variant),+ }
+            }
+        }
+    };
+}
+
+api_enum!(
+    /// A participant's role: owner > admin > moderator > member.
+    Role from Role { Owner, Admin, Moderator, Member }
+);
+api_enum!(
+    /// `direct` (one-to-one) or `group`.
+    ConversationKind from ConversationKind { Direct, Group }
+);
+api_enum!(
+    /// What a conversation belongs to.
+    ContextType from ContextType { Private, Nucleus, Event, Organization }
+);
+api_enum!(
+    /// What a message carries.
+    MessageKind from MessageKind { Text, File, Image, System }
+);
+api_enum!(
+    /// Moderation state of a message.
+    ModerationState from ModerationState { Visible, Flagged, Hidden }
+);
+api_enum!(
+    /// A recipient's state of a message.
+    DeliveryStatus from DeliveryStatus { Sent, Delivered, Read }
+);
+
+/// A user as others see them.
+#[derive(Debug, Clone, Object)]
+pub struct User {
+    pub id: Uuid,
+    pub username: String,
+    pub display_name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<domain::User> for User {
+    fn from(u: domain::User) -> Self {
+        Self { id: u.id.as_uuid(), username: u.username, display_name: u.display_name, created_at: u.created_at }
+    }
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct RegisterRequest {
+    /// 3–32 characters of `a-z 0-9 _ . -` (folded to lowercase).
+    pub username: String,
+    /// 8–128 characters.
+    pub password: String,
+    /// Shown to others; defaults to the username.
+    pub display_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct LoginRequest {
+    pub username: String,
+    pub password: String,
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+/// Tokens issued at login and refresh.
+#[derive(Debug, Clone, Object)]
+pub struct TokenPair {
+    /// Send as `Authorization: Bearer <access_token>`.
+    pub access_token: String,
+    /// Trade for new tokens at `/api/auth/refresh`; single use.
+    pub refresh_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    pub user_id: Uuid,
+}
+
+impl From<chat_service::auth::Tokens> for TokenPair {
+    fn from(t: chat_service::auth::Tokens) -> Self {
+        Self {
+            access_token: t.access_token,
+            refresh_token: t.refresh_token,
+            token_type: "Bearer".into(),
+            expires_in: t.expires_in,
+            user_id: t.user_id.as_uuid(),
+        }
+    }
+}
+
+/// A participant of a conversation.
+#[derive(Debug, Clone, Object)]
+pub struct Participant {
+    pub user_id: Uuid,
+    pub username: String,
+    pub display_name: String,
+    pub role: Role,
+    pub joined_at: DateTime<Utc>,
+    /// Messages up to this seq reached one of the user's devices.
+    pub last_delivered_seq: i64,
+    /// Messages up to this seq were read by the user.
+    pub last_read_seq: i64,
+    pub muted: bool,
+}
+
+impl From<domain::Participant> for Participant {
+    fn from(p: domain::Participant) -> Self {
+        Self {
+            user_id: p.user_id.as_uuid(),
+            username: p.username,
+            display_name: p.display_name,
+            role: p.role.into(),
+            joined_at: p.joined_at,
+            last_delivered_seq: p.last_delivered_seq,
+            last_read_seq: p.last_read_seq,
+            muted: p.muted,
+        }
+    }
+}
+
+/// A recipient's state of a message, derived from their watermarks.
+#[derive(Debug, Clone, Object)]
+pub struct MessageStatus {
+    pub user_id: Uuid,
+    pub status: DeliveryStatus,
+}
+
+impl From<RecipientStatus> for MessageStatus {
+    fn from(s: RecipientStatus) -> Self {
+        Self { user_id: s.user_id.as_uuid(), status: s.status.into() }
+    }
+}
+
+/// A file attached to a message.
+#[derive(Debug, Clone, Object)]
+pub struct Attachment {
+    pub id: Uuid,
+    pub file_name: String,
+    pub content_type: Option<String>,
+    pub size: i64,
+}
+
+/// A message.
+#[derive(Debug, Clone, Object)]
+pub struct Message {
+    pub id: Uuid,
+    pub conversation_id: Uuid,
+    /// Position in the conversation: dense, starting at 1. Page and resume by it.
+    pub seq: i64,
+    /// The sender's user id; absent for system messages.
+    pub sender: Option<Uuid>,
+    pub kind: MessageKind,
+    /// Empty once deleted.
+    pub text: String,
+    pub client_msg_id: Option<String>,
+    pub reply_to: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub edited_at: Option<DateTime<Utc>>,
+    pub deleted_at: Option<DateTime<Utc>>,
+    pub moderation: ModerationState,
+    pub attachments: Vec<Attachment>,
+    /// Per recipient (everyone but the sender): sent, delivered or read.
+    pub statuses: Vec<MessageStatus>,
+}
+
+impl Message {
+    /// A message with the statuses derived from these participants' watermarks.
+    pub fn with_statuses(m: domain::Message, participants: &[domain::Participant]) -> Self {
+        let statuses = chat_service::messages::statuses_of(&m, participants).into_iter().map(Into::into).collect();
+        Self::build(m, statuses)
+    }
+
+    fn build(m: domain::Message, statuses: Vec<MessageStatus>) -> Self {
+        Self {
+            id: m.id.as_uuid(),
+            conversation_id: m.conversation_id.as_uuid(),
+            seq: m.seq,
+            sender: m.sender_id.map(|u| u.as_uuid()),
+            kind: m.kind.into(),
+            text: m.text,
+            client_msg_id: m.client_msg_id,
+            reply_to: m.reply_to.map(|r| r.as_uuid()),
+            created_at: m.created_at,
+            edited_at: m.edited_at,
+            deleted_at: m.deleted_at,
+            moderation: m.moderation.into(),
+            attachments: Vec::new(),
+            statuses,
+        }
+    }
+}
+
+/// A conversation, as listed for its participants.
+#[derive(Debug, Clone, Object)]
+pub struct Conversation {
+    pub id: Uuid,
+    /// The group's name; for direct conversations usually absent.
+    pub name: Option<String>,
+    pub is_group: bool,
+    pub kind: ConversationKind,
+    pub participants: Vec<Participant>,
+    pub context_type: ContextType,
+    pub context_id: Option<String>,
+    pub created_by: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Seq of the newest message (0 when empty).
+    pub last_seq: i64,
+    /// The newest visible message, as a preview.
+    pub last_message: Option<Message>,
+    /// Messages from others the caller has not read.
+    pub unread_count: i64,
+    /// The caller's role here.
+    pub my_role: Role,
+    /// Whether the caller muted this conversation.
+    pub muted: bool,
+}
+
+impl From<domain::ConversationSummary> for Conversation {
+    fn from(s: domain::ConversationSummary) -> Self {
+        let c = s.conversation;
+        let last_message = s.last_message.map(|m| Message::with_statuses(m, &s.participants));
+        Self {
+            id: c.id.as_uuid(),
+            is_group: c.is_group(),
+            name: c.name,
+            kind: c.kind.into(),
+            participants: s.participants.into_iter().map(Into::into).collect(),
+            context_type: c.context_type.into(),
+            context_id: c.context_id,
+            created_by: c.created_by.as_uuid(),
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+            last_seq: c.last_seq,
+            last_message,
+            unread_count: s.unread_count,
+            my_role: s.my_role.into(),
+            muted: s.muted,
+        }
+    }
+}
+
+/// Conversation metadata without the per-caller fields (returned by updates).
+#[derive(Debug, Clone, Object)]
+pub struct ConversationInfo {
+    pub id: Uuid,
+    pub name: Option<String>,
+    pub is_group: bool,
+    pub kind: ConversationKind,
+    pub context_type: ContextType,
+    pub context_id: Option<String>,
+    pub created_by: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub last_seq: i64,
+}
+
+impl From<domain::Conversation> for ConversationInfo {
+    fn from(c: domain::Conversation) -> Self {
+        Self {
+            id: c.id.as_uuid(),
+            is_group: c.is_group(),
+            name: c.name,
+            kind: c.kind.into(),
+            context_type: c.context_type.into(),
+            context_id: c.context_id,
+            created_by: c.created_by.as_uuid(),
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+            last_seq: c.last_seq,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct CreateConversationRequest {
+    /// Required for groups.
+    pub name: Option<String>,
+    /// `false` (default): a direct conversation with exactly one other user.
+    #[oai(default)]
+    pub is_group: bool,
+    /// User ids of the other participants (the caller is added as well).
+    #[oai(default)]
+    pub participants: Vec<Uuid>,
+    /// Defaults to `private`. Portuguese names (`privado`, `núcleo`, …) are accepted.
+    pub context_type: Option<String>,
+    pub context_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct UpdateConversationRequest {
+    pub name: Option<String>,
+    pub context_type: Option<String>,
+    pub context_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct AddParticipantRequest {
+    pub user_id: Uuid,
+    /// Defaults to `member`.
+    pub role: Option<Role>,
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct UpdateParticipantRequest {
+    pub role: Role,
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct SendMessageRequest {
+    /// 1–4000 characters.
+    pub text: String,
+    /// Your idempotency key (1–64 printable ASCII): a retry with the same key returns the
+    /// original message instead of sending twice.
+    pub client_msg_id: Option<String>,
+    /// Id of the message this one replies to (same conversation).
+    pub reply_to: Option<Uuid>,
+    /// Ids of uploaded, processed attachments.
+    #[oai(default)]
+    pub attachments: Vec<Uuid>,
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct EditMessageRequest {
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct WatermarkRequest {
+    /// Everything up to and including this seq (clamped to the newest message).
+    pub seq: i64,
+}
+
+/// The caller's watermarks after a move.
+#[derive(Debug, Clone, Object)]
+pub struct Watermarks {
+    pub last_delivered_seq: i64,
+    pub last_read_seq: i64,
+}
+
+/// The per-recipient statuses of one message.
+#[derive(Debug, Clone, Object)]
+pub struct MessageStatuses {
+    pub message_id: Uuid,
+    pub seq: i64,
+    pub statuses: Vec<MessageStatus>,
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct Health {
+    /// `ok`, or what is not.
+    pub status: String,
+    #[oai(skip_serializing_if_is_none)]
+    pub postgres: Option<String>,
+    #[oai(skip_serializing_if_is_none)]
+    pub redis: Option<String>,
+}
+
+/// Parses a context type from its English or Portuguese name.
+pub fn parse_context_type(raw: &str) -> Result<domain::ContextType, domain::ValidationError> {
+    raw.trim().to_lowercase().parse().map_err(|_| {
+        domain::ValidationError::new("context_type", "must be one of private, nucleus, event, organization")
+    })
+}

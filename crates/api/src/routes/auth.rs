@@ -1,0 +1,78 @@
+//! `/api/auth/*` and `/api/users*`.
+
+use chat_service::ChatService;
+use poem::web::Data;
+use poem_openapi::param::Query;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, OpenApi};
+
+use super::{BearerAuth, NoContent, Tag};
+use crate::error::ApiError;
+use crate::models::{LoginRequest, RefreshRequest, RegisterRequest, TokenPair, User};
+
+pub struct AuthApi;
+
+#[derive(ApiResponse)]
+pub enum Registered {
+    /// The account was created; log in to get tokens.
+    #[oai(status = 201)]
+    Created(Json<User>),
+}
+
+#[OpenApi(tag = "Tag::Auth")]
+impl AuthApi {
+    /// Create an account.
+    #[oai(path = "/api/auth/register", method = "post", operation_id = "register")]
+    async fn register(&self, svc: Data<&ChatService>, body: Json<RegisterRequest>) -> Result<Registered, ApiError> {
+        let user = svc.register(&body.username, &body.password, body.display_name.as_deref()).await?;
+        Ok(Registered::Created(Json(user.into())))
+    }
+
+    /// Log in: exchange a username and password for an access and a refresh token.
+    #[oai(path = "/api/auth/login", method = "post", operation_id = "login")]
+    async fn login(&self, svc: Data<&ChatService>, body: Json<LoginRequest>) -> Result<Json<TokenPair>, ApiError> {
+        Ok(Json(svc.login(&body.username, &body.password).await?.into()))
+    }
+
+    /// Trade a refresh token for new tokens. The refresh token is single-use.
+    #[oai(path = "/api/auth/refresh", method = "post", operation_id = "refresh")]
+    async fn refresh(&self, svc: Data<&ChatService>, body: Json<RefreshRequest>) -> Result<Json<TokenPair>, ApiError> {
+        Ok(Json(svc.refresh(&body.refresh_token).await?.into()))
+    }
+
+    /// Log out: the session's access and refresh tokens stop working at once.
+    #[oai(path = "/api/auth/logout", method = "post", operation_id = "logout")]
+    async fn logout(&self, svc: Data<&ChatService>, auth: BearerAuth) -> Result<NoContent, ApiError> {
+        let caller = auth.caller(&svc).await?;
+        svc.logout(&caller).await?;
+        Ok(NoContent::Done)
+    }
+}
+
+pub struct UsersApi;
+
+#[OpenApi(tag = "Tag::Users")]
+impl UsersApi {
+    /// The caller's own account.
+    #[oai(path = "/api/users/me", method = "get", operation_id = "me")]
+    async fn me(&self, svc: Data<&ChatService>, auth: BearerAuth) -> Result<Json<User>, ApiError> {
+        let caller = auth.caller(&svc).await?;
+        Ok(Json(svc.me(&caller).await?.into()))
+    }
+
+    /// Find people to talk to: username prefix or display-name substring.
+    #[oai(path = "/api/users", method = "get", operation_id = "search_users")]
+    async fn search(
+        &self,
+        svc: Data<&ChatService>,
+        auth: BearerAuth,
+        /// Text to look for.
+        q: Query<String>,
+        /// At most this many users (1–50, default 20).
+        limit: Query<Option<i64>>,
+    ) -> Result<Json<Vec<User>>, ApiError> {
+        let caller = auth.caller(&svc).await?;
+        let users = svc.search_users(&caller, &q, limit.0.unwrap_or(20)).await?;
+        Ok(Json(users.into_iter().map(Into::into).collect()))
+    }
+}
