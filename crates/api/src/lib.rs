@@ -19,8 +19,9 @@ use std::time::Duration;
 
 use chat_service::ChatService;
 use poem::listener::{Acceptor, Listener, TcpListener};
-use poem::middleware::{SizeLimit, Tracing};
-use poem::{Endpoint, EndpointExt, Route, Server};
+use poem::http::StatusCode;
+use poem::middleware::{NormalizePath, Tracing, TrailingSlash};
+use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, Server};
 use poem_openapi::OpenApiService;
 
 use routes::auth::{AuthApi, UsersApi};
@@ -71,7 +72,10 @@ pub fn app(service: ChatService) -> impl Endpoint {
         .nest("/", api)
         .at("/openapi.json", spec)
         .nest("/docs", docs)
-        .with(SizeLimit::new(MAX_JSON_BODY))
+        .around(limit_body)
+        // Seed clients use `/api/chat/conversations/`; the spec lists paths without the
+        // trailing slash. Both are served.
+        .with(NormalizePath::new(TrailingSlash::Trim))
         .catch_all_error(|err| async move { error::problem_from_poem_error(err) })
         .with(Tracing)
         .data(service)
@@ -104,4 +108,25 @@ pub async fn serve(
     Server::new_with_acceptor(bound.acceptor)
         .run_with_graceful_shutdown(app(service), shutdown, Some(grace))
         .await
+}
+
+/// Refuses request bodies over [`MAX_JSON_BODY`] with 413, whether or not they declare
+/// their length (chunked bodies are read up to the limit).
+async fn limit_body<E: Endpoint>(next: std::sync::Arc<E>, mut req: Request) -> poem::Result<Response> {
+    let too_large = || poem::Error::from_string("request body too large", StatusCode::PAYLOAD_TOO_LARGE);
+    let declared = req
+        .headers()
+        .get(poem::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(len) if len > MAX_JSON_BODY as u64 => return Err(too_large()),
+        Some(_) => {}
+        None if req.headers().contains_key(poem::http::header::TRANSFER_ENCODING) => {
+            let body = req.take_body().into_bytes_limit(MAX_JSON_BODY).await.map_err(|_| too_large())?;
+            req.set_body(body);
+        }
+        None => {}
+    }
+    Ok(next.call(req).await?.into_response())
 }
