@@ -174,10 +174,14 @@ impl Bus {
         let shard_by_key: HashMap<&str, u16> =
             keys.iter().map(String::as_str).zip(positions.iter().map(|(s, _)| *s)).collect();
         let block_ms = block.map(|d| d.as_millis() as u64);
-        let response: Option<HashMap<String, Vec<(String, HashMap<String, String>)>>> =
-            self.client.xread(Some(count), block_ms, keys.clone(), ids).await?;
+        let raw: Value = self.client.xread(Some(count), block_ms, keys.clone(), ids).await?;
+        if raw.is_null() {
+            // The block timed out with nothing new.
+            return Ok(Vec::new());
+        }
+        let response = raw.into_xread_response::<String, String, String, String>()?;
         let mut out = Vec::new();
-        for (key, entries) in response.unwrap_or_default() {
+        for (key, entries) in response {
             let Some(&shard) = shard_by_key.get(key.as_str()) else { continue };
             for (stream_id, fields) in entries {
                 match fields.get("e").map(|raw| serde_json::from_str::<Envelope>(raw)) {
