@@ -12,6 +12,7 @@
 pub mod error;
 pub mod models;
 pub mod routes;
+pub mod strict;
 
 use std::future::Future;
 use std::net::SocketAddr;

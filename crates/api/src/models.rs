@@ -10,6 +10,8 @@ use chat_service::messages::RecipientStatus;
 use poem_openapi::{Enum, Object};
 use uuid::Uuid;
 
+pub use crate::strict::Text;
+
 macro_rules! api_enum {
     ($(#[$meta:meta])* $name:ident from $domain:ident { $($variant:ident),+ $(,)? }) => {
         $(#[$meta])*
@@ -74,22 +76,22 @@ impl From<domain::User> for User {
 #[derive(Debug, Clone, Object)]
 pub struct RegisterRequest {
     /// 3–32 characters of `a-z 0-9 _ . -` (folded to lowercase).
-    pub username: String,
+    pub username: Text,
     /// 8–128 characters.
-    pub password: String,
+    pub password: Text,
     /// Shown to others; defaults to the username.
-    pub display_name: Option<String>,
+    pub display_name: Option<Text>,
 }
 
 #[derive(Debug, Clone, Object)]
 pub struct LoginRequest {
-    pub username: String,
-    pub password: String,
+    pub username: Text,
+    pub password: Text,
 }
 
 #[derive(Debug, Clone, Object)]
 pub struct RefreshRequest {
-    pub refresh_token: String,
+    pub refresh_token: Text,
 }
 
 /// Tokens issued at login and refresh.
@@ -305,7 +307,7 @@ impl From<domain::Conversation> for ConversationInfo {
 #[derive(Debug, Clone, Object)]
 pub struct CreateConversationRequest {
     /// Required for groups.
-    pub name: Option<String>,
+    pub name: Option<Text>,
     /// `false` (default): a direct conversation with exactly one other user.
     #[oai(default)]
     pub is_group: bool,
@@ -313,15 +315,15 @@ pub struct CreateConversationRequest {
     #[oai(default)]
     pub participants: Vec<Uuid>,
     /// Defaults to `private`. Portuguese names (`privado`, `núcleo`, …) are accepted.
-    pub context_type: Option<String>,
-    pub context_id: Option<String>,
+    pub context_type: Option<Text>,
+    pub context_id: Option<Text>,
 }
 
 #[derive(Debug, Clone, Object)]
 pub struct UpdateConversationRequest {
-    pub name: Option<String>,
-    pub context_type: Option<String>,
-    pub context_id: Option<String>,
+    pub name: Option<Text>,
+    pub context_type: Option<Text>,
+    pub context_id: Option<Text>,
 }
 
 #[derive(Debug, Clone, Object)]
@@ -339,10 +341,10 @@ pub struct UpdateParticipantRequest {
 #[derive(Debug, Clone, Object)]
 pub struct SendMessageRequest {
     /// 1–4000 characters.
-    pub text: String,
+    pub text: Text,
     /// Your idempotency key (1–64 printable ASCII): a retry with the same key returns the
     /// original message instead of sending twice.
-    pub client_msg_id: Option<String>,
+    pub client_msg_id: Option<Text>,
     /// Id of the message this one replies to (same conversation).
     pub reply_to: Option<Uuid>,
     /// Ids of uploaded, processed attachments.
@@ -352,7 +354,7 @@ pub struct SendMessageRequest {
 
 #[derive(Debug, Clone, Object)]
 pub struct EditMessageRequest {
-    pub text: String,
+    pub text: Text,
 }
 
 #[derive(Debug, Clone, Object)]

@@ -72,11 +72,11 @@ impl ConversationsApi {
         let body = body.0;
         let context_type = body.context_type.as_deref().map(parse_context_type).transpose().map_err(chat_service::ServiceError::from)?;
         let request = CreateConversation {
-            name: body.name,
+            name: body.name.map(String::from),
             is_group: body.is_group,
             participants: body.participants.into_iter().map(UserId::from).collect(),
             context_type,
-            context_id: body.context_id,
+            context_id: body.context_id.map(String::from),
         };
         let (summary, created) = svc.create_conversation(&caller, request).await?;
         Ok(if created {
@@ -105,9 +105,9 @@ impl ConversationsApi {
         let caller = auth.caller(&svc).await?;
         let body = body.0;
         let changes = ConversationChanges {
-            name: body.name,
+            name: body.name.map(String::from),
             context_type: body.context_type.as_deref().map(parse_context_type).transpose().map_err(chat_service::ServiceError::from)?,
-            context_id: body.context_id,
+            context_id: body.context_id.map(String::from),
         };
         Ok(Json(svc.update_conversation(&caller, ConversationId::from(id.0), changes).await?.into()))
     }

@@ -109,8 +109,8 @@ impl MessagesApi {
         let conversation = ConversationId::from(conversation_pk.0);
         let body = body.0;
         let request = SendMessage {
-            text: body.text,
-            client_msg_id: body.client_msg_id,
+            text: body.text.into(),
+            client_msg_id: body.client_msg_id.map(String::from),
             reply_to: body.reply_to.map(MessageId::from),
             attachments: body.attachments.into_iter().map(AttachmentId::from).collect(),
         };
