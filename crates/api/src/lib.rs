@@ -10,6 +10,7 @@
 //! shutdown future resolves; [`openapi_json`] renders the spec committed in `openapi/`.
 
 pub mod error;
+pub mod metrics;
 pub mod models;
 pub mod routes;
 pub mod strict;
@@ -66,6 +67,7 @@ pub fn openapi_json() -> String {
 /// The HTTP application: the API, `/openapi.json`, `/docs`, and problem+json for every
 /// error.
 pub fn app(service: ChatService) -> impl Endpoint {
+    let metrics = metrics::ApiMetrics::new(&service);
     let api = openapi_service();
     let docs = api.swagger_ui();
     let spec = api.spec_endpoint();
@@ -78,6 +80,10 @@ pub fn app(service: ChatService) -> impl Endpoint {
         // trailing slash. Both are served.
         .with(NormalizePath::new(TrailingSlash::Trim))
         .catch_all_error(|err| async move { error::problem_from_poem_error(err) })
+        .around(move |next, req| {
+            let metrics = metrics.clone();
+            async move { metrics::record(metrics, &next, req).await }
+        })
         .with(Tracing)
         .data(service)
 }
