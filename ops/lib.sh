@@ -4,7 +4,7 @@
 #
 #     source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 #
-# It starts private, disposable PostgreSQL and Redis instances on free ports on
+# It starts private PostgreSQL and Redis instances on free ports on
 # 127.0.0.1, with all their files under $REPO/.local/<name>/ (git-ignored), so a
 # test run and a running platform never collide with each other or with any
 # system-wide instance.
@@ -12,9 +12,13 @@
 # Functions (the public ones):
 #   ensure_packages                 apt-get install postgresql / redis-server if missing
 #   free_port                       print a free TCP port on 127.0.0.1 (<= 55535)
-#   start_postgres DIR [ARGS...]    private PostgreSQL; extra ARGS go to the server
+#   start_postgres [--keep] DIR [ARGS...]
+#                                   private PostgreSQL; extra ARGS go to the server
 #                                   (e.g. -c fsync=off); exports PGPORT_CHAT and
-#                                   CHAT_PG_ADMIN_URL
+#                                   CHAT_PG_ADMIN_URL. Without --keep the cluster is
+#                                   wiped and recreated (tests); with --keep an
+#                                   existing one is reused, so its data persists
+#                                   (ops/run)
 #   start_redis DIR                 private Redis; exports CHAT_REDIS_PORT, REDIS_URL
 #   stop_services                   stop whatever was started, then delete the
 #                                   directories registered with remove_on_stop;
@@ -202,14 +206,22 @@ _pg_stop_data() {
     return 0
 }
 
-# start_postgres DIR [server args...]
-# Fresh cluster in DIR/pg (an existing one from an earlier run is stopped and
-# wiped), socket in DIR, listening on 127.0.0.1:<free port>.
+# start_postgres [--keep] DIR [server args...]
+# Cluster in DIR/pg, socket in DIR, listening on 127.0.0.1:<free port> (a new
+# port at every start). Whatever server an earlier run left on DIR/pg is
+# stopped first. Then, by default, the cluster is wiped and created afresh
+# (test data is disposable); with --keep, a cluster that is already there is
+# reused as it is (only created when missing), so its databases survive.
 start_postgres() {
-    (($# >= 1)) || die "usage: start_postgres DIR [server args...]"
+    local keep=0
+    if [[ ${1:-} == --keep ]]; then
+        keep=1
+        shift
+    fi
+    (($# >= 1)) || die "usage: start_postgres [--keep] DIR [server args...]"
     local dir=$1
     shift
-    local bin home data port opts arg attempt
+    local bin home data port opts arg attempt version
     bin="$(pg_bin_dir)" || die "PostgreSQL is not installed (run ensure_packages)"
 
     mkdir -p "$dir"
@@ -228,15 +240,29 @@ start_postgres() {
     # Record it now, so that stop_services cleans up even if we fail below.
     _CHAT_PG_DATA=$data
 
-    # Data is disposable: stop whatever an earlier run left, then start over.
+    # Stop whatever an earlier run left running on this data directory.
     _pg_stop_data "$data"
-    rm -rf "$data"
 
-    # --locale=C: the result must not depend on which locales the machine has.
-    if ! _as_pg "$bin/initdb" -D "$data" -A trust -U postgres -E UTF8 --locale=C --no-sync \
-        >"$home/initdb.log" 2>&1; then
-        cat "$home/initdb.log" >&2
-        die "initdb failed (log: $home/initdb.log)"
+    if ((keep)) && [[ -f $data/PG_VERSION ]]; then
+        # Reuse the cluster. A server of another major version cannot open it:
+        # say so rather than silently throwing the data away.
+        version="$(cat "$data/PG_VERSION")"
+        if [[ $version != "$(basename "$(dirname "$bin")")" ]]; then
+            die "$data was created by PostgreSQL $version, but $bin is another version; move it away or start clean (ops/run: CHAT_RESET=1)"
+        fi
+        log "reusing the PostgreSQL cluster in $data"
+    else
+        # Disposable data (or no cluster yet): start over.
+        rm -rf "$data"
+        # --locale=C: the result must not depend on which locales the machine has.
+        # --no-sync only for disposable clusters: a kept one must survive a crash.
+        local sync=(--no-sync)
+        if ((keep)); then sync=(); fi
+        if ! _as_pg "$bin/initdb" -D "$data" -A trust -U postgres -E UTF8 --locale=C "${sync[@]}" \
+            >"$home/initdb.log" 2>&1; then
+            cat "$home/initdb.log" >&2
+            die "initdb failed (log: $home/initdb.log)"
+        fi
     fi
 
     # Server options: pg_ctl hands -o to /bin/sh, so quote every word.

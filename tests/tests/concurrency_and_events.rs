@@ -133,7 +133,8 @@ async fn every_write_publishes_its_event_on_the_bus() {
         .until(Duration::from_secs(10), |d| d.len() >= expected.len())
         .await
         .expect("events");
-    // All of one conversation's events share a shard, so their order is the commit order.
+    // One conversation's events share a shard; these writes were sequential, so the
+    // stream holds them in the order they were made.
     assert_eq!(types(&seen), expected);
     assert!(seen.iter().all(|d| d.envelope.event.conversation_id.as_uuid() == cid));
     match &seen[1].envelope.event.payload {

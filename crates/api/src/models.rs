@@ -202,6 +202,11 @@ impl Message {
         Self::build(m, statuses)
     }
 
+    /// A message with statuses computed by the service.
+    pub fn with_recipient_statuses(m: domain::Message, statuses: Vec<RecipientStatus>) -> Self {
+        Self::build(m, statuses.into_iter().map(Into::into).collect())
+    }
+
     fn build(m: domain::Message, statuses: Vec<MessageStatus>) -> Self {
         Self {
             id: m.id.as_uuid(),

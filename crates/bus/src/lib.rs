@@ -158,8 +158,13 @@ impl Bus {
     /// arrive. Entries that do not parse, or carry an unknown envelope version, are
     /// skipped (and logged) but still advance the position.
     ///
-    /// All positions are read with one XREAD, which needs the shard keys on one node
-    /// (a single Redis, or a cluster where the reader groups shards by node).
+    /// All positions are read with one XREAD. On a single Redis that is one command for
+    /// every shard; on a Redis Cluster a multi-key XREAD needs all keys in one hash slot,
+    /// so a cluster reader calls this once per shard.
+    ///
+    /// Within a shard, entries are in publish order, which is not always seq order:
+    /// two concurrent sends commit seq 7 then 8 but may publish 8 first. Readers order
+    /// (and gap-fill) by seq.
     pub async fn read(
         &self,
         positions: &[(u16, String)],

@@ -210,6 +210,13 @@ impl ChatService {
         Ok((message, statuses))
     }
 
+    /// Each recipient's status of a message the caller has just been allowed to act on
+    /// (sent, edited, deleted): for rendering the result of that operation.
+    pub async fn recipient_statuses(&self, message: &Message) -> Result<Vec<RecipientStatus>, ServiceError> {
+        let participants = self.store.participants(message.conversation_id).await?;
+        Ok(statuses_of(message, &participants))
+    }
+
     /// Moves the caller's delivered or read watermark forward to `seq`.
     pub async fn advance_watermark(
         &self,

@@ -115,8 +115,8 @@ impl MessagesApi {
             attachments: body.attachments.into_iter().map(AttachmentId::from).collect(),
         };
         let sent = svc.send_message(&caller, conversation, request).await?;
-        let participants = svc.store().participants(conversation).await.map_err(chat_service::ServiceError::from)?;
-        let message = Message::with_statuses(sent.message, &participants);
+        let statuses = svc.recipient_statuses(&sent.message).await?;
+        let message = Message::with_recipient_statuses(sent.message, statuses);
         Ok(if sent.created { MessageSent::Created(Json(message)) } else { MessageSent::Existing(Json(message)) })
     }
 
@@ -133,8 +133,8 @@ impl MessagesApi {
         let caller = auth.caller(&svc).await?;
         let conversation = ConversationId::from(conversation_pk.0);
         let edited = svc.edit_message(&caller, conversation, MessageId::from(id.0), &body.text).await?;
-        let participants = svc.store().participants(conversation).await.map_err(chat_service::ServiceError::from)?;
-        Ok(Json(Message::with_statuses(edited, &participants)))
+        let statuses = svc.recipient_statuses(&edited).await?;
+        Ok(Json(Message::with_recipient_statuses(edited, statuses)))
     }
 
     /// Delete a message: your own, or anyone's as a moderator. Its seq stays, its text goes.
@@ -149,8 +149,8 @@ impl MessagesApi {
         let caller = auth.caller(&svc).await?;
         let conversation = ConversationId::from(conversation_pk.0);
         let deleted = svc.delete_message(&caller, conversation, MessageId::from(id.0)).await?;
-        let participants = svc.store().participants(conversation).await.map_err(chat_service::ServiceError::from)?;
-        Ok(Json(Message::with_statuses(deleted, &participants)))
+        let statuses = svc.recipient_statuses(&deleted).await?;
+        Ok(Json(Message::with_recipient_statuses(deleted, statuses)))
     }
 
     /// Each recipient's state of a message: sent, delivered or read.
