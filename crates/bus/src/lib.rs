@@ -15,6 +15,8 @@
 //!
 //! This crate knows nothing of HTTP, WebSockets or SQL.
 
+pub mod presence;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;

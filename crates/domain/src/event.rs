@@ -12,6 +12,7 @@ use crate::model::{Conversation, Message, Participant, Role};
 
 /// What happened, with its data. Adjacently tagged: `{"type": …, "data": {…}}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "type", content = "data")]
 pub enum EventPayload {
     #[serde(rename = "message.created")]
@@ -78,6 +79,7 @@ impl EventPayload {
 
 /// One state change of one conversation.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Event {
     pub conversation_id: ConversationId,
     /// The seq this change relates to (the message's seq, or the watermark), if any.

@@ -20,6 +20,7 @@ macro_rules! wire_enum {
         $(#[$meta])*
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
         #[serde(rename_all = "snake_case")]
+        #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
         #[cfg_attr(feature = "sqlx", derive(sqlx::Type), sqlx(type_name = "text", rename_all = "snake_case"))]
         pub enum $name {
             $($(#[$vmeta])* $variant),+
@@ -136,6 +137,7 @@ impl DeliveryStatus {
 
 /// A registered user, as others see them.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[cfg_attr(feature = "sqlx", derive(sqlx::FromRow))]
 pub struct User {
     pub id: UserId,
@@ -146,6 +148,7 @@ pub struct User {
 
 /// A conversation (seed 002: `ChatChannel`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[cfg_attr(feature = "sqlx", derive(sqlx::FromRow))]
 pub struct Conversation {
     pub id: ConversationId,
@@ -169,6 +172,7 @@ impl Conversation {
 
 /// A user's membership of a conversation, with the user's public fields.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[cfg_attr(feature = "sqlx", derive(sqlx::FromRow))]
 pub struct Participant {
     pub conversation_id: ConversationId,
@@ -187,6 +191,7 @@ pub struct Participant {
 /// A message. Deleted messages keep their row and seq (text emptied) so that the
 /// sequence a client resumes by has no holes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[cfg_attr(feature = "sqlx", derive(sqlx::FromRow))]
 pub struct Message {
     pub id: MessageId,
@@ -206,6 +211,7 @@ pub struct Message {
 
 /// One row of a user's conversation list.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ConversationSummary {
     pub conversation: Conversation,
     pub participants: Vec<Participant>,

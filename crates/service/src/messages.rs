@@ -259,3 +259,22 @@ pub fn statuses_of(message: &Message, participants: &[Participant]) -> Vec<Recip
         })
         .collect()
 }
+
+impl ChatService {
+    /// Where the caller's live subscriptions start: each of their conversations with its
+    /// newest seq.
+    pub async fn positions(&self, caller: &Caller) -> Result<Vec<(ConversationId, i64)>, ServiceError> {
+        Ok(self.store.positions_of(caller.user_id).await?)
+    }
+
+    /// The caller's membership of one conversation (`not_found` for non-participants).
+    pub async fn participant(&self, caller: &Caller, conversation: ConversationId) -> Result<Participant, ServiceError> {
+        self.membership(caller, conversation).await
+    }
+
+    /// Publishes an ephemeral event (typing, presence) that is not stored. The caller
+    /// (the gateway) has checked membership.
+    pub async fn publish_ephemeral(&self, conversation: ConversationId, actor: chat_domain::UserId, payload: EventPayload) {
+        self.publish(conversation, Some(actor), payload).await;
+    }
+}

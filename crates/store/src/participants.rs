@@ -181,3 +181,31 @@ impl Store {
         Ok(WatermarkMove { delivered, read, moved })
     }
 }
+
+impl Store {
+    /// The conversations a user takes part in, each with its newest seq: where a live
+    /// subscription starts.
+    pub async fn positions_of(&self, user: UserId) -> Result<Vec<(ConversationId, i64)>, StoreError> {
+        Ok(sqlx::query_as::<_, (ConversationId, i64)>(
+            "SELECT c.id, c.last_seq FROM participants p JOIN conversations c ON c.id = p.conversation_id
+              WHERE p.user_id = $1",
+        )
+        .bind(user)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// The users who share at least one conversation with `user`, among `others`.
+    pub async fn contacts_among(&self, user: UserId, others: &[UserId]) -> Result<Vec<UserId>, StoreError> {
+        let others: Vec<uuid::Uuid> = others.iter().map(UserId::as_uuid).collect();
+        Ok(sqlx::query_scalar::<_, UserId>(
+            "SELECT DISTINCT theirs.user_id FROM participants mine
+               JOIN participants theirs ON theirs.conversation_id = mine.conversation_id
+              WHERE mine.user_id = $1 AND theirs.user_id = ANY($2)",
+        )
+        .bind(user)
+        .bind(others)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}

@@ -1,0 +1,431 @@
+//! One WebSocket connection: subscribe, catch up, then serve requests and deliver events.
+//!
+//! Order of work at connect (the rule that makes resume gap-free): register in the hub
+//! first, then read the start positions (and any backlog) from PostgreSQL, then deliver
+//! live events past what was already sent. Events that arrive meanwhile wait in the
+//! connection's queue.
+//!
+//! Per conversation the connection remembers the last message seq it sent. A
+//! `message.created` at or below it is a duplicate and is dropped; one more than one past
+//! it reveals a gap (an event lost or reordered on the bus), which is filled from
+//! PostgreSQL before the event is sent. So every client gets every message exactly once,
+//! in seq order.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Instant;
+
+use chat_domain::{ConversationId, Event, EventPayload, UserId};
+use chat_service::messages::SendMessage;
+use chat_service::{Caller, HistoryQuery, ServiceError, Watermark};
+use futures::{SinkExt, StreamExt};
+use poem::web::websocket::{CloseCode, Message, WebSocketStream};
+use tokio::sync::{mpsc, Notify};
+
+use crate::hub::{Member, Outbound};
+use crate::protocol::{close, codes, parse_client_frame, ClientFrame, Position, ServerFrame};
+use crate::GatewayState;
+
+/// Which conversations a connection receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// `/ws`: all of the user's conversations, including ones joined later.
+    All,
+    /// `/ws/chat/{conversation_id}/`: one conversation.
+    One(ConversationId),
+}
+
+/// Why the connection loop ended, and how to close.
+enum Exit {
+    /// The client closed or the socket failed: nothing more to send.
+    Gone,
+    Close(u16, String),
+}
+
+/// Messages read from PostgreSQL per catch-up query.
+const CATCH_UP_PAGE: i64 = 200;
+
+struct Connection {
+    state: Arc<GatewayState>,
+    caller: Caller,
+    scope: Scope,
+    id: String,
+    /// Last message seq sent per subscribed conversation (`None`: not known yet, after a
+    /// join; the first message sets it).
+    sent: HashMap<ConversationId, Option<i64>>,
+    sink: futures::stream::SplitSink<WebSocketStream, Message>,
+}
+
+/// Serves one upgraded connection until it closes.
+pub async fn serve(
+    socket: WebSocketStream,
+    state: Arc<GatewayState>,
+    caller: Caller,
+    scope: Scope,
+    conversations: Vec<ConversationId>,
+    resume: BTreeMap<ConversationId, i64>,
+) {
+    let conn_id = state.next_connection_id();
+    let (tx, mut rx) = mpsc::channel(state.settings.queue_capacity);
+    let kick = Arc::new(Notify::new());
+    let member = Arc::new(Member {
+        conn: conn_id,
+        user: caller.user_id,
+        all_conversations: scope == Scope::All,
+        tx,
+        kick: kick.clone(),
+    });
+    // 1. Subscribe first.
+    state.hub.register(member, &conversations);
+    let (sink, mut stream) = socket.split();
+    let mut conn = Connection {
+        id: format!("{}-{conn_id}", state.gateway_id),
+        state: state.clone(),
+        caller,
+        scope,
+        sent: HashMap::new(),
+        sink,
+    };
+    let exit = conn.run(&mut stream, &mut rx, &kick, &conversations, resume).await;
+    state.hub.unregister(conn_id, caller.user_id);
+    if let Exit::Close(code, reason) = exit {
+        let _ = conn.sink.send(Message::Close(Some((CloseCode::from(code), reason)))).await;
+    }
+    let _ = conn.sink.close().await;
+    conn.presence_offline().await;
+}
+
+impl Connection {
+    async fn run(
+        &mut self,
+        stream: &mut futures::stream::SplitStream<WebSocketStream>,
+        rx: &mut mpsc::Receiver<Outbound>,
+        kick: &Notify,
+        conversations: &[ConversationId],
+        resume: BTreeMap<ConversationId, i64>,
+    ) -> Exit {
+        // 2. Then read where live delivery starts.
+        let positions = match self.state.service.positions(&self.caller).await {
+            Ok(p) => p,
+            Err(e) => return Exit::Close(1011, format!("could not load conversations: {e}")),
+        };
+        for (c, last_seq) in positions {
+            if conversations.contains(&c) {
+                self.sent.insert(c, Some(last_seq));
+            }
+        }
+        let hello = ServerFrame::Hello {
+            connection_id: self.id.clone(),
+            user_id: self.caller.user_id,
+            gateway_id: self.state.gateway_id.clone(),
+            heartbeat_ms: self.state.settings.heartbeat().as_millis() as u64,
+            conversations: self
+                .sent
+                .iter()
+                .map(|(c, s)| Position { conversation_id: *c, seq: resume.get(c).copied().unwrap_or(s.unwrap_or(0)) })
+                .collect(),
+        };
+        if self.frame(&hello).await.is_err() {
+            return Exit::Gone;
+        }
+        self.presence_online().await;
+        // 3. Catch up where the client asked to resume.
+        for (c, after) in resume {
+            if let Err(exit) = self.resume(c, after, None).await {
+                return exit;
+            }
+        }
+        let mut shutdown = self.state.shutdown.clone();
+        let heartbeat = self.state.settings.heartbeat();
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
+        let mut last_heard = Instant::now();
+        loop {
+            let step = tokio::select! {
+                biased;
+                _ = shutdown.changed() => {
+                    let _ = self.frame(&ServerFrame::Reconnect { reason: "gateway draining".into() }).await;
+                    return Exit::Close(close::GOING_AWAY, "gateway draining: reconnect and resume".into());
+                }
+                _ = kick.notified() => {
+                    return Exit::Close(close::SLOW_CONSUMER, "slow consumer: reconnect and resume from your last seq".into());
+                }
+                incoming = stream.next() => match incoming {
+                    None | Some(Err(_)) => return Exit::Gone,
+                    Some(Ok(message)) => {
+                        last_heard = Instant::now();
+                        self.incoming(message).await
+                    }
+                },
+                outbound = rx.recv() => match outbound {
+                    Some(out) => self.outbound(out).await,
+                    None => return Exit::Gone,
+                },
+                _ = ticker.tick() => {
+                    if last_heard.elapsed() > heartbeat * 3 {
+                        return Exit::Close(close::IDLE_TIMEOUT, "idle timeout".into());
+                    }
+                    self.presence_refresh().await;
+                    self.sink.send(Message::Ping(Vec::new())).await.map_err(|_| Exit::Gone)
+                }
+            };
+            if let Err(exit) = step {
+                return exit;
+            }
+        }
+    }
+
+    /// Sends one of our frames.
+    async fn frame(&mut self, frame: &ServerFrame) -> Result<(), Exit> {
+        let json = serde_json::to_string(frame).map_err(|e| Exit::Close(1011, e.to_string()))?;
+        self.sink.send(Message::Text(json)).await.map_err(|_| Exit::Gone)
+    }
+
+    async fn error(&mut self, id: Option<String>, code: &str, message: impl Into<String>) -> Result<(), Exit> {
+        self.frame(&ServerFrame::Error { id, code: code.into(), message: message.into() }).await
+    }
+
+    async fn incoming(&mut self, message: Message) -> Result<(), Exit> {
+        match message {
+            Message::Text(text) => match parse_client_frame(&text) {
+                Ok(frame) => self.request(frame).await,
+                Err(e) => self.error(e.id, e.code, e.message).await,
+            },
+            Message::Binary(_) => self.error(None, codes::BINARY_UNSUPPORTED, "frames are JSON text").await,
+            Message::Close(_) => Err(Exit::Gone),
+            Message::Ping(_) | Message::Pong(_) => Ok(()),
+        }
+    }
+
+    /// The conversation a request is about: the frame's, or the socket's own.
+    fn target(&self, requested: Option<ConversationId>) -> Result<ConversationId, (&'static str, String)> {
+        match (self.scope, requested) {
+            (Scope::One(c), None) => Ok(c),
+            (Scope::One(c), Some(r)) if r == c => Ok(c),
+            (Scope::One(_), Some(_)) => {
+                Err((codes::WRONG_CONVERSATION, "this socket is bound to another conversation".into()))
+            }
+            (Scope::All, Some(r)) => Ok(r),
+            (Scope::All, None) => Err((codes::INVALID_FRAME, "conversation_id is required on /ws".into())),
+        }
+    }
+
+    async fn request(&mut self, frame: ClientFrame) -> Result<(), Exit> {
+        let (id, conversation) = match &frame {
+            ClientFrame::Ping { id } => return self.frame(&ServerFrame::Pong { id: id.clone() }).await,
+            ClientFrame::Resume { id, positions } => {
+                let (id, positions) = (id.clone(), positions.clone());
+                return self.resume_many(id, positions).await;
+            }
+            ClientFrame::Send { id, conversation_id, .. }
+            | ClientFrame::Edit { id, conversation_id, .. }
+            | ClientFrame::Delete { id, conversation_id, .. }
+            | ClientFrame::React { id, conversation_id, .. }
+            | ClientFrame::Read { id, conversation_id, .. }
+            | ClientFrame::Delivered { id, conversation_id, .. } => (id.clone(), *conversation_id),
+            ClientFrame::Typing { conversation_id, .. } => (None, *conversation_id),
+        };
+        let conversation = match self.target(conversation) {
+            Ok(c) => c,
+            Err((code, message)) => return self.error(id, code, message).await,
+        };
+        if self.state.limiter.check_key(&self.caller.user_id).is_err() {
+            return self.error(id, codes::RATE_LIMITED, "too many requests; slow down").await;
+        }
+        let service = &self.state.service;
+        let caller = &self.caller;
+        let result: Result<ServerFrame, ServiceError> = match frame {
+            ClientFrame::Send { text, client_msg_id, reply_to, .. } => {
+                let request = SendMessage { text, client_msg_id, reply_to, attachments: Vec::new() };
+                service.send_message(caller, conversation, request).await.map(|sent| ServerFrame::Ack {
+                    id: id.clone(),
+                    conversation_id: conversation,
+                    message_id: sent.message.id,
+                    seq: sent.message.seq,
+                    client_msg_id: sent.message.client_msg_id,
+                    created: sent.created,
+                })
+            }
+            ClientFrame::Edit { message_id, text, .. } => service
+                .edit_message(caller, conversation, message_id, &text)
+                .await
+                .map(|_| ServerFrame::Ok { id: id.clone() }),
+            ClientFrame::Delete { message_id, .. } => service
+                .delete_message(caller, conversation, message_id)
+                .await
+                .map(|_| ServerFrame::Ok { id: id.clone() }),
+            ClientFrame::React { .. } => {
+                return self.error(id, codes::NOT_SUPPORTED, "reactions are not available yet").await;
+            }
+            ClientFrame::Typing { typing, .. } => {
+                if !self.sent.contains_key(&conversation) {
+                    return self.error(None, codes::NOT_FOUND, "conversation not found").await;
+                }
+                let user_id = caller.user_id;
+                service.publish_ephemeral(conversation, user_id, EventPayload::Typing { user_id, typing }).await;
+                return Ok(());
+            }
+            ClientFrame::Read { seq, .. } => service
+                .advance_watermark(caller, conversation, Watermark::Read, seq)
+                .await
+                .map(|_| ServerFrame::Ok { id: id.clone() }),
+            ClientFrame::Delivered { seq, .. } => service
+                .advance_watermark(caller, conversation, Watermark::Delivered, seq)
+                .await
+                .map(|_| ServerFrame::Ok { id: id.clone() }),
+            ClientFrame::Ping { .. } | ClientFrame::Resume { .. } => return Ok(()),
+        };
+        match result {
+            Ok(frame) => self.frame(&frame).await,
+            Err(e) => {
+                let code = e.code();
+                self.error(id, code, e.to_string()).await
+            }
+        }
+    }
+
+    async fn resume_many(&mut self, id: Option<String>, positions: BTreeMap<ConversationId, i64>) -> Result<(), Exit> {
+        for (c, after) in positions {
+            if self.target(Some(c)).is_err() || !self.sent.contains_key(&c) {
+                self.error(id.clone(), codes::NOT_FOUND, format!("conversation {c} not found")).await?;
+                continue;
+            }
+            if after < 0 {
+                self.error(id.clone(), codes::INVALID_FRAME, "positions must not be negative").await?;
+                continue;
+            }
+            self.resume(c, after, None).await?;
+        }
+        self.frame(&ServerFrame::Ok { id }).await
+    }
+
+    /// Sends every message of `conversation` after `after` (up to `upto` when given), in
+    /// order, from PostgreSQL; then `resumed`.
+    async fn resume(&mut self, conversation: ConversationId, after: i64, upto: Option<i64>) -> Result<(), Exit> {
+        let last = self.catch_up(conversation, after, upto).await?;
+        let seq = last.max(after);
+        let entry = self.sent.entry(conversation).or_insert(Some(seq));
+        *entry = Some(entry.unwrap_or(seq).max(seq));
+        self.frame(&ServerFrame::Resumed { conversation_id: conversation, seq }).await
+    }
+
+    /// Sends the messages after `after` (through `upto`) as `message.created` events.
+    /// Returns the last seq sent (or `after`).
+    async fn catch_up(&mut self, conversation: ConversationId, after: i64, upto: Option<i64>) -> Result<i64, Exit> {
+        let mut last = after;
+        loop {
+            let query = HistoryQuery { after: Some(last), limit: CATCH_UP_PAGE, ..Default::default() };
+            let (page, _) = match self.state.service.history(&self.caller, conversation, query).await {
+                Ok(p) => p,
+                Err(ServiceError::NotFound(_)) => return Ok(last),
+                Err(e) => return Err(Exit::Close(1011, format!("catch-up failed: {e}"))),
+            };
+            let has_more = page.has_more;
+            for message in page.messages {
+                if upto.is_some_and(|u| message.seq > u) {
+                    return Ok(last);
+                }
+                last = message.seq;
+                let event = Event {
+                    conversation_id: conversation,
+                    seq: Some(message.seq),
+                    actor_id: message.sender_id,
+                    at: message.created_at,
+                    payload: EventPayload::MessageCreated { message },
+                };
+                let json = serde_json::to_string(&event).map_err(|e| Exit::Close(1011, e.to_string()))?;
+                self.sink.send(Message::Text(json)).await.map_err(|_| Exit::Gone)?;
+            }
+            if !has_more || upto.is_some_and(|u| last >= u) {
+                return Ok(last);
+            }
+        }
+    }
+
+    async fn outbound(&mut self, out: Outbound) -> Result<(), Exit> {
+        match out {
+            Outbound::Event(shared) => {
+                let c = shared.event.conversation_id;
+                let Some(sent) = self.sent.get(&c).copied() else { return Ok(()) };
+                if let EventPayload::MessageCreated { message } = &shared.event.payload {
+                    let seq = message.seq;
+                    match sent {
+                        Some(last) if seq <= last => return Ok(()),
+                        Some(last) if seq > last + 1 => {
+                            // A gap: fill it from PostgreSQL, this message included.
+                            let through = self.catch_up(c, last, Some(seq)).await?;
+                            self.sent.insert(c, Some(through.max(last)));
+                            return Ok(());
+                        }
+                        _ => {}
+                    }
+                    self.sent.insert(c, Some(seq));
+                }
+                self.sink.send(Message::Text(shared.json.clone())).await.map_err(|_| Exit::Gone)
+            }
+            Outbound::Subscribed { conversation, start } => {
+                if self.scope == Scope::All {
+                    self.sent.entry(conversation).or_insert(start);
+                }
+                Ok(())
+            }
+            Outbound::Unsubscribed { conversation } => {
+                self.sent.remove(&conversation);
+                if self.scope == Scope::One(conversation) {
+                    return Err(Exit::Close(close::FORBIDDEN, "no longer a participant".into()));
+                }
+                Ok(())
+            }
+            Outbound::Resync => self.resync().await,
+        }
+    }
+
+    /// After a bus outage: compare each conversation's newest seq with what was sent and
+    /// send what is missing.
+    async fn resync(&mut self) -> Result<(), Exit> {
+        let positions = match self.state.service.positions(&self.caller).await {
+            Ok(p) => p,
+            Err(_) => return Ok(()),
+        };
+        for (c, newest) in positions {
+            if let Some(Some(last)) = self.sent.get(&c).copied() {
+                if newest > last {
+                    let through = self.catch_up(c, last, Some(newest)).await?;
+                    self.sent.insert(c, Some(through));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn presence_online(&self) {
+        let bus = self.state.service.bus();
+        match bus.presence_touch(self.caller.user_id, &self.id, self.state.settings.presence_ttl()).await {
+            Ok(true) => self.announce_presence(true).await,
+            Ok(false) => {}
+            Err(e) => tracing::debug!(error = %e, "presence not recorded"),
+        }
+    }
+
+    async fn presence_refresh(&self) {
+        let bus = self.state.service.bus();
+        let _ = bus.presence_touch(self.caller.user_id, &self.id, self.state.settings.presence_ttl()).await;
+    }
+
+    async fn presence_offline(&self) {
+        let bus = self.state.service.bus();
+        if let Ok(true) = bus.presence_drop(self.caller.user_id, &self.id).await {
+            self.announce_presence(false).await;
+        }
+    }
+
+    /// Tells the user's conversations that they came online or went offline.
+    async fn announce_presence(&self, online: bool) {
+        let user_id: UserId = self.caller.user_id;
+        for c in self.sent.keys() {
+            self.state
+                .service
+                .publish_ephemeral(*c, user_id, EventPayload::Presence { user_id, online })
+                .await;
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! The fan-out task: reads every shard stream of the bus and hands each event to the hub.
+//!
+//! One task per gateway, on its own Redis connection (a blocking XREAD holds its
+//! connection). Redis work is one blocking read per batch of events, whatever the number
+//! of conversations or connections: events × gateways.
+//!
+//! When a read fails (Redis restarting, network), the task keeps its positions, retries
+//! with backoff, and once reads work again asks every connection to resync against
+//! PostgreSQL: events published while Redis was away are lost to the streams, but the
+//! messages are in PostgreSQL, and gap-filling by seq recovers them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chat_bus::Bus;
+use tokio::sync::watch;
+
+use crate::hub::{Hub, Outbound, SharedEvent};
+
+pub async fn run(bus: Bus, hub: Arc<Hub>, mut shutdown: watch::Receiver<bool>) {
+    let mut positions = loop {
+        match bus.tail_positions().await {
+            Ok(p) => break p,
+            Err(e) => {
+                tracing::warn!(error = %e, "bus unavailable; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    _ = shutdown.changed() => return,
+                }
+            }
+        }
+    };
+    let mut failing = false;
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let read = tokio::select! {
+            r = bus.read(&positions, 1024, Some(Duration::from_millis(1000))) => r,
+            _ = shutdown.changed() => return,
+        };
+        match read {
+            Ok(batch) => {
+                if failing {
+                    tracing::info!("bus reachable again; resyncing connections from PostgreSQL");
+                    hub.broadcast(Outbound::Resync);
+                    failing = false;
+                    backoff = Duration::from_millis(100);
+                }
+                for delivery in batch {
+                    if let Some(p) = positions.iter_mut().find(|(s, _)| *s == delivery.shard) {
+                        p.1 = delivery.stream_id.clone();
+                    }
+                    let event = delivery.envelope.event;
+                    match serde_json::to_string(&event) {
+                        Ok(json) => hub.dispatch(Arc::new(SharedEvent { event, json })),
+                        Err(e) => tracing::error!(error = %e, "could not encode event"),
+                    }
+                }
+            }
+            Err(e) => {
+                if !failing {
+                    tracing::warn!(error = %e, "bus read failed; retrying");
+                }
+                failing = true;
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.changed() => return,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}
