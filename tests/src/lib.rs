@@ -6,6 +6,8 @@
 //! per migration set, under an advisory lock, since nextest runs tests as separate
 //! processes) and gets its own key prefix, so tests never see each other's data.
 
+pub mod fleet;
+
 use std::time::Duration;
 
 use anyhow::{bail, Context};
