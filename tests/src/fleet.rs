@@ -222,3 +222,50 @@ impl WsClient {
 pub fn seqs(events: &[Value]) -> Vec<i64> {
     events.iter().map(|e| e["data"]["message"]["seq"].as_i64().unwrap_or(-1)).collect()
 }
+
+/// A private `redis-server` process, for tests that restart Redis.
+pub struct RedisServer {
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    pub async fn start() -> anyhow::Result<Self> {
+        let mut server = Self { port: free_port()?, child: None };
+        server.launch().await?;
+        Ok(server)
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    async fn launch(&mut self) -> anyhow::Result<()> {
+        let child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string(), "--save", "", "--appendonly", "no"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting redis-server (installed by ./ops/test)")?;
+        self.child = Some(child);
+        for _ in 0..200 {
+            if TcpStream::connect(("127.0.0.1", self.port)).await.is_ok() {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        bail!("redis-server did not start on {}", self.port)
+    }
+
+    /// Kills Redis (losing everything it held), waits `down`, and starts it again.
+    pub async fn restart(&mut self, down: Duration) -> anyhow::Result<()> {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+        }
+        tokio::time::sleep(down).await;
+        self.launch().await
+    }
+}

@@ -158,7 +158,13 @@ impl Answer {
 
 impl TestApp {
     pub async fn spawn() -> anyhow::Result<Self> {
-        let settings = test_settings().await?;
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// Like [`TestApp::spawn`], with the settings adjusted first (e.g. another Redis).
+    pub async fn spawn_with(adjust: impl FnOnce(&mut ServiceSettings)) -> anyhow::Result<Self> {
+        let mut settings = test_settings().await?;
+        adjust(&mut settings);
         let service = settings.build()?;
         let bound = chat_api::bind("127.0.0.1:0").await?;
         let base = format!("http://{}", bound.local_addr);
