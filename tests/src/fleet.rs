@@ -198,7 +198,11 @@ impl WsClient {
                 Some(Ok(Message::Close(Some(CloseFrame { code, reason })))) => {
                     return Ok(Closed::Code(u16::from(code), reason.to_string()))
                 }
-                Some(Ok(Message::Close(None))) | None | Some(Err(_)) => return Ok(Closed::Abrupt),
+                Some(Err(e)) => {
+                    eprintln!("socket error while waiting for close: {e}");
+                    return Ok(Closed::Abrupt);
+                }
+                Some(Ok(Message::Close(None))) | None => return Ok(Closed::Abrupt),
                 Some(Ok(_)) => continue,
             }
         }

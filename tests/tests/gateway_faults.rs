@@ -30,11 +30,10 @@ async fn reader(urls: Vec<String>, user: TestUser, cid: Uuid, total: Arc<Mutex<O
             }
         };
         loop {
-            if let Some(t) = *total.lock().await {
-                if seen.last().copied().unwrap_or(0) >= t {
+            if let Some(t) = *total.lock().await
+                && seen.last().copied().unwrap_or(0) >= t {
                     return seen;
                 }
-            }
             if tokio::time::Instant::now() > deadline {
                 return seen;
             }

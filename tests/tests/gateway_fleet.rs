@@ -279,3 +279,97 @@ async fn joining_a_group_subscribes_open_sockets_and_leaving_unsubscribes() {
     app.send(&owner, cid, "welcome back").await;
     assert_eq!(seqs(&ws.messages(1, WAIT).await.expect("message")), vec![3]);
 }
+
+#[tokio::test]
+async fn presence_follows_connections_and_is_visible_to_contacts_only() {
+    let app = TestApp::spawn().await.expect("app");
+    let gw = Gateway::spawn("g", &app.settings, &[]).await.expect("gateway");
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let stranger = app.user("stranger").await;
+    let cid = app.direct(&alice, &bob).await;
+    let presence = |u: &chat_tests::TestUser| format!("/api/users/{}/presence", u.id);
+    assert_eq!(app.get(&presence(&bob), &alice).await.ok(200)["online"], false);
+
+    let mut a = WsClient::connect(&gw.url("/ws"), &alice.token).await.expect("alice");
+    let b = WsClient::connect(&gw.url(&format!("/ws/chat/{cid}/")), &bob.token).await.expect("bob");
+    // Alice's own presence comes first; then Bob's.
+    let mut online = a.next_of("presence", WAIT).await.expect("presence");
+    if online["data"]["user_id"] == alice.id.to_string() {
+        online = a.next_of("presence", WAIT).await.expect("presence");
+    }
+    assert_eq!(online["data"], json!({"user_id": bob.id, "online": true}));
+    assert_eq!(app.get(&presence(&bob), &alice).await.ok(200)["online"], true);
+    assert_eq!(app.get(&presence(&bob), &stranger).await.problem(404), "not_found");
+    assert_eq!(app.get(&presence(&stranger), &stranger).await.ok(200)["online"], false);
+
+    b.close().await;
+    let offline = a.next_of("presence", WAIT).await.expect("presence");
+    assert_eq!(offline["data"], json!({"user_id": bob.id, "online": false}));
+    assert_eq!(app.get(&presence(&bob), &alice).await.ok(200)["online"], false);
+}
+
+#[tokio::test]
+async fn silent_connections_time_out() {
+    let app = TestApp::spawn().await.expect("app");
+    let gw = Gateway::spawn("g", &app.settings, &[("CHAT_GATEWAY_HEARTBEAT_MS", "200")]).await.expect("gateway");
+    let alice = app.user("alice").await;
+    // A raw client that completes the handshake and then never answers a ping (a
+    // WebSocket library would answer them by itself).
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(&gw.addr).await.expect("tcp");
+    let handshake = format!(
+        "GET /ws?token={} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        alice.token, gw.addr
+    );
+    tcp.write_all(handshake.as_bytes()).await.expect("handshake");
+    let mut received = Vec::new();
+    let started = std::time::Instant::now();
+    let _ = tokio::time::timeout(WAIT, tcp.read_to_end(&mut received)).await.expect("the gateway closes the socket");
+    assert!(String::from_utf8_lossy(&received).starts_with("HTTP/1.1 101"));
+    assert!(started.elapsed() >= Duration::from_millis(600), "closed too early");
+    // Somewhere after the pings: a close frame (0x88) whose code is 4000 (0x0FA0).
+    let close = received.windows(4).any(|w| w[0] == 0x88 && w[2] == 0x0F && w[3] == 0xA0);
+    assert!(close, "no close frame with code 4000");
+}
+
+#[tokio::test]
+async fn a_slow_consumer_is_disconnected_with_a_reason_and_can_resume() {
+    let app = TestApp::spawn().await.expect("app");
+    let gw = Gateway::spawn("g", &app.settings, &[("CHAT_GATEWAY_QUEUE", "8"), ("CHAT_GATEWAY_WRITE_TIMEOUT_MS", "3000")])
+        .await
+        .expect("gateway");
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let cid = app.direct(&alice, &bob).await;
+    let mut slow = WsClient::connect(&gw.url("/ws"), &bob.token).await.expect("bob");
+    // Bob stops reading while big messages pour in, faster than any socket buffer takes.
+    let caller = app.service.authenticate(&alice.token).await.expect("caller");
+    let text = "x".repeat(3900);
+    let total = 1500;
+    for _ in 0..total {
+        let request = chat_service::messages::SendMessage { text: text.clone(), ..Default::default() };
+        app.service
+            .send_message(&caller, chat_domain::ConversationId::from(cid), request)
+            .await
+            .expect("send");
+    }
+    // Reading again, Bob finds the gateway gave up on him, with the reason.
+    let mut last_seen = 0;
+    let closed = loop {
+        match slow.next(WAIT).await {
+            Ok(frame) if frame["type"] == "message.created" => {
+                last_seen = frame["data"]["message"]["seq"].as_i64().expect("seq");
+            }
+            Ok(_) => {}
+            Err(e) => break e.to_string(),
+        }
+    };
+    assert!(closed.contains("4008") || closed.contains("slow consumer") || closed.contains("ended") || closed.contains("error"), "{closed}");
+    assert!(last_seen < total, "bob was not cut off");
+    // He resumes from what he saw and gets the rest, exactly once.
+    let mut again = WsClient::connect(&gw.url(&format!("/ws?since={cid}:{last_seen}")), &bob.token).await.expect("resume");
+    let rest = again.messages((total - last_seen) as usize, Duration::from_secs(30)).await.expect("rest");
+    assert_eq!(seqs(&rest), ((last_seen + 1)..=total).collect::<Vec<_>>());
+}

@@ -399,3 +399,10 @@ pub fn parse_context_type(raw: &str) -> Result<domain::ContextType, domain::Vali
         domain::ValidationError::new("context_type", "must be one of private, nucleus, event, organization")
     })
 }
+
+/// Whether a user is online (has a live WebSocket connection on any gateway).
+#[derive(Debug, Clone, Object)]
+pub struct Presence {
+    pub user_id: Uuid,
+    pub online: bool,
+}

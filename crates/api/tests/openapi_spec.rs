@@ -19,11 +19,10 @@ fn collect_refs<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
     match value {
         Value::Object(map) => {
             for (k, v) in map {
-                if k == "$ref" {
-                    if let Some(s) = v.as_str() {
+                if k == "$ref"
+                    && let Some(s) = v.as_str() {
                         out.push(s);
                     }
-                }
                 collect_refs(v, out);
             }
         }

@@ -12,6 +12,7 @@
 //! in seq order.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -54,6 +55,12 @@ struct Connection {
     /// join; the first message sets it).
     sent: HashMap<ConversationId, Option<i64>>,
     sink: futures::stream::SplitSink<WebSocketStream, Message>,
+    /// Set by the hub when this connection's queue overflowed.
+    kicked: Arc<AtomicBool>,
+}
+
+fn slow_consumer() -> Exit {
+    Exit::Close(close::SLOW_CONSUMER, "slow consumer: reconnect and resume from your last seq".into())
 }
 
 /// Serves one upgraded connection until it closes.
@@ -68,12 +75,14 @@ pub async fn serve(
     let conn_id = state.next_connection_id();
     let (tx, mut rx) = mpsc::channel(state.settings.queue_capacity);
     let kick = Arc::new(Notify::new());
+    let kicked = Arc::new(AtomicBool::new(false));
     let member = Arc::new(Member {
         conn: conn_id,
         user: caller.user_id,
         all_conversations: scope == Scope::All,
         tx,
         kick: kick.clone(),
+        kicked: kicked.clone(),
     });
     // 1. Subscribe first.
     state.hub.register(member, &conversations);
@@ -85,13 +94,15 @@ pub async fn serve(
         scope,
         sent: HashMap::new(),
         sink,
+        kicked,
     };
     let exit = conn.run(&mut stream, &mut rx, &kick, &conversations, resume).await;
     state.hub.unregister(conn_id, caller.user_id);
     if let Exit::Close(code, reason) = exit {
-        let _ = conn.sink.send(Message::Close(Some((CloseCode::from(code), reason)))).await;
+        let close = Message::Close(Some((CloseCode::from(code), reason)));
+        let _ = tokio::time::timeout(state.settings.write_timeout(), conn.sink.send(close)).await;
     }
-    let _ = conn.sink.close().await;
+    let _ = tokio::time::timeout(state.settings.write_timeout(), conn.sink.close()).await;
     conn.presence_offline().await;
 }
 
@@ -146,9 +157,7 @@ impl Connection {
                     let _ = self.frame(&ServerFrame::Reconnect { reason: "gateway draining".into() }).await;
                     return Exit::Close(close::GOING_AWAY, "gateway draining: reconnect and resume".into());
                 }
-                _ = kick.notified() => {
-                    return Exit::Close(close::SLOW_CONSUMER, "slow consumer: reconnect and resume from your last seq".into());
-                }
+                _ = kick.notified() => return slow_consumer(),
                 incoming = stream.next() => match incoming {
                     None | Some(Err(_)) => return Exit::Gone,
                     Some(Ok(message)) => {
@@ -165,7 +174,7 @@ impl Connection {
                         return Exit::Close(close::IDLE_TIMEOUT, "idle timeout".into());
                     }
                     self.presence_refresh().await;
-                    self.sink.send(Message::Ping(Vec::new())).await.map_err(|_| Exit::Gone)
+                    self.write(Message::Ping(Vec::new())).await
                 }
             };
             if let Err(exit) = step {
@@ -174,10 +183,21 @@ impl Connection {
         }
     }
 
+    /// Writes one message, giving up (and dropping the connection) when the client does
+    /// not take it within the write timeout.
+    async fn write(&mut self, message: Message) -> Result<(), Exit> {
+        match tokio::time::timeout(self.state.settings.write_timeout(), self.sink.send(message)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(Exit::Gone),
+            Err(_) if self.kicked.load(Ordering::Relaxed) => Err(slow_consumer()),
+            Err(_) => Err(Exit::Close(close::SLOW_CONSUMER, "write timed out: reconnect and resume".into())),
+        }
+    }
+
     /// Sends one of our frames.
     async fn frame(&mut self, frame: &ServerFrame) -> Result<(), Exit> {
         let json = serde_json::to_string(frame).map_err(|e| Exit::Close(1011, e.to_string()))?;
-        self.sink.send(Message::Text(json)).await.map_err(|_| Exit::Gone)
+        self.write(Message::Text(json)).await
     }
 
     async fn error(&mut self, id: Option<String>, code: &str, message: impl Into<String>) -> Result<(), Exit> {
@@ -333,7 +353,7 @@ impl Connection {
                     payload: EventPayload::MessageCreated { message },
                 };
                 let json = serde_json::to_string(&event).map_err(|e| Exit::Close(1011, e.to_string()))?;
-                self.sink.send(Message::Text(json)).await.map_err(|_| Exit::Gone)?;
+                self.write(Message::Text(json)).await?;
             }
             if !has_more || upto.is_some_and(|u| last >= u) {
                 return Ok(last);
@@ -360,7 +380,7 @@ impl Connection {
                     }
                     self.sent.insert(c, Some(seq));
                 }
-                self.sink.send(Message::Text(shared.json.clone())).await.map_err(|_| Exit::Gone)
+                self.write(Message::Text(shared.json.clone())).await
             }
             Outbound::Subscribed { conversation, start } => {
                 if self.scope == Scope::All {
@@ -387,12 +407,11 @@ impl Connection {
             Err(_) => return Ok(()),
         };
         for (c, newest) in positions {
-            if let Some(Some(last)) = self.sent.get(&c).copied() {
-                if newest > last {
+            if let Some(Some(last)) = self.sent.get(&c).copied()
+                && newest > last {
                     let through = self.catch_up(c, last, Some(newest)).await?;
                     self.sent.insert(c, Some(through));
                 }
-            }
         }
         Ok(())
     }

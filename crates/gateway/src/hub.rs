@@ -10,7 +10,7 @@
 //! `Unsubscribed`), so a connection sees them in order with the events around them.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use chat_domain::{ConversationId, Event, EventPayload, UserId};
@@ -49,6 +49,8 @@ pub struct Member {
     pub tx: mpsc::Sender<Outbound>,
     /// Notified when the connection must close because its queue overflowed.
     pub kick: Arc<Notify>,
+    /// Set with the notification, for a connection that is busy writing.
+    pub kicked: Arc<AtomicBool>,
 }
 
 /// Counters for metrics.
@@ -188,7 +190,9 @@ impl Hub {
                 self.stats.deliveries.fetch_add(1, Ordering::Relaxed);
             }
             Err(mpsc::error::TrySendError::Full(_)) => {
-                self.stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
+                if !member.kicked.swap(true, Ordering::Relaxed) {
+                    self.stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
+                }
                 member.kick.notify_one();
             }
             // The connection is closing; it unregisters itself.

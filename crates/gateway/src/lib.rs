@@ -59,6 +59,10 @@ pub struct GatewaySettings {
     /// Largest client frame, in bytes; larger ones close the socket with 1009.
     #[arg(long, env = "CHAT_GATEWAY_MAX_FRAME_BYTES", default_value_t = 64 * 1024)]
     pub max_frame_bytes: usize,
+    /// Milliseconds a write to a client may take before the connection is dropped (a
+    /// client that stops reading must not hold a task forever).
+    #[arg(long, env = "CHAT_GATEWAY_WRITE_TIMEOUT_MS", default_value_t = 10_000)]
+    pub write_timeout_ms: u64,
     /// Requests per second allowed to each user on one gateway.
     #[arg(long, env = "CHAT_GATEWAY_RATE_PER_SEC", default_value_t = 20)]
     pub rate_per_sec: u32,
@@ -73,6 +77,10 @@ pub struct GatewaySettings {
 impl GatewaySettings {
     pub fn heartbeat(&self) -> Duration {
         Duration::from_millis(self.heartbeat_ms.max(100))
+    }
+
+    pub fn write_timeout(&self) -> Duration {
+        Duration::from_millis(self.write_timeout_ms.max(10))
     }
 
     /// Presence entries outlive three missed heartbeats, then expire.
@@ -242,11 +250,10 @@ fn token_of(req: &Request) -> Option<String> {
     if let Some(t) = header("authorization").and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer "))) {
         return Some(t.trim().to_owned());
     }
-    if let Some(protocols) = header("sec-websocket-protocol") {
-        if let Some(t) = protocols.split(',').map(str::trim).find_map(|p| p.strip_prefix("bearer.")) {
+    if let Some(protocols) = header("sec-websocket-protocol")
+        && let Some(t) = protocols.split(',').map(str::trim).find_map(|p| p.strip_prefix("bearer.")) {
             return Some(t.to_owned());
         }
-    }
     if let Some(t) = query_param(req, "token") {
         return Some(t);
     }

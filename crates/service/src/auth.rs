@@ -123,3 +123,21 @@ impl ChatService {
         Ok(self.store.search_users(query, limit).await?)
     }
 }
+
+impl ChatService {
+    /// Whether each user is online. Only the caller and people who share a conversation
+    /// with them are visible; others are `not_found`.
+    pub async fn presence(&self, caller: &Caller, users: &[UserId]) -> Result<Vec<(UserId, bool)>, ServiceError> {
+        if users.is_empty() || users.len() > 100 {
+            return Err(chat_domain::ValidationError::new("user_ids", "give between 1 and 100 users").into());
+        }
+        let contacts = self.store.contacts_among(caller.user_id, users).await?;
+        if users.iter().any(|u| *u != caller.user_id && !contacts.contains(u)) {
+            return Err(ServiceError::NotFound("user"));
+        }
+        self.bus.presence_of(users).await.map_err(|e| {
+            tracing::warn!(error = %e, "presence unavailable");
+            ServiceError::Unavailable
+        })
+    }
+}

@@ -98,11 +98,10 @@ impl ChatService {
                 return Err(ValidationError::new(field, "must not be negative").into());
             }
         }
-        if let (Some(since), Some(until)) = (query.since, query.until) {
-            if since > until {
+        if let (Some(since), Some(until)) = (query.since, query.until)
+            && since > until {
                 return Err(ValidationError::new("since", "must not be after until").into());
             }
-        }
         // One query gives both the caller's membership and everyone's watermarks.
         let participants = self.store.participants(conversation).await?;
         let me = participants

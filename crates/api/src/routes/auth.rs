@@ -2,13 +2,13 @@
 
 use chat_service::ChatService;
 use poem::web::Data;
-use poem_openapi::param::Query;
+use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi};
 
 use super::{BearerAuth, NoContent, Tag};
 use crate::error::ApiError;
-use crate::models::{LoginRequest, RefreshRequest, RegisterRequest, TokenPair, User};
+use crate::models::{LoginRequest, Presence, RefreshRequest, RegisterRequest, TokenPair, User};
 
 pub struct AuthApi;
 
@@ -74,5 +74,14 @@ impl UsersApi {
         let caller = auth.caller(&svc).await?;
         let users = svc.search_users(&caller, &q, limit.0.unwrap_or(20)).await?;
         Ok(Json(users.into_iter().map(Into::into).collect()))
+    }
+
+    /// Whether a user is online: yourself, or someone you share a conversation with.
+    #[oai(path = "/api/users/:id/presence", method = "get", operation_id = "user_presence")]
+    async fn presence(&self, svc: Data<&ChatService>, auth: BearerAuth, id: Path<uuid::Uuid>) -> Result<Json<Presence>, ApiError> {
+        let caller = auth.caller(&svc).await?;
+        let answer = svc.presence(&caller, &[chat_domain::UserId::from(id.0)]).await?;
+        let (user, online) = answer.into_iter().next().ok_or(chat_service::ServiceError::NotFound("user"))?;
+        Ok(Json(Presence { user_id: user.as_uuid(), online }))
     }
 }
