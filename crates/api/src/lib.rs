@@ -27,6 +27,8 @@ use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, Server
 use poem_openapi::OpenApiService;
 
 use routes::auth::{AuthApi, UsersApi};
+use routes::channels::ChannelsApi;
+use routes::seed::SeedApi;
 use routes::conversations::ConversationsApi;
 use routes::health::HealthApi;
 use routes::messages::MessagesApi;
@@ -45,10 +47,10 @@ pub struct ApiSettings {
     pub shutdown_grace_secs: u64,
 }
 
-type Apis = (AuthApi, UsersApi, ConversationsApi, MessagesApi, HealthApi);
+type Apis = (AuthApi, UsersApi, ConversationsApi, MessagesApi, ChannelsApi, SeedApi, HealthApi);
 
 fn openapi_service() -> OpenApiService<Apis, ()> {
-    OpenApiService::new((AuthApi, UsersApi, ConversationsApi, MessagesApi, HealthApi), "Chat API", env!("CARGO_PKG_VERSION"))
+    OpenApiService::new((AuthApi, UsersApi, ConversationsApi, MessagesApi, ChannelsApi, SeedApi, HealthApi), "Chat API", env!("CARGO_PKG_VERSION"))
         .description(
             "REST API of the chat platform: accounts, conversations (direct and group), \
              participants with roles, messages with dense per-conversation `seq`, statuses and \

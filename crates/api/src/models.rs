@@ -193,6 +193,19 @@ pub struct Message {
     pub attachments: Vec<Attachment>,
     /// Per recipient (everyone but the sender): sent, delivered or read.
     pub statuses: Vec<MessageStatus>,
+    /// Reactions per emoji, in the order they were first used.
+    pub reactions: Vec<Reaction>,
+    /// Participants mentioned with `@username`.
+    pub mentions: Vec<Uuid>,
+}
+
+/// The reactions of one emoji on a message.
+#[derive(Debug, Clone, Object)]
+pub struct Reaction {
+    pub emoji: String,
+    pub count: i64,
+    /// Whether the caller is among them.
+    pub reacted_by_me: bool,
 }
 
 impl Message {
@@ -205,6 +218,16 @@ impl Message {
     /// A message with statuses computed by the service.
     pub fn with_recipient_statuses(m: domain::Message, statuses: Vec<RecipientStatus>) -> Self {
         Self::build(m, statuses.into_iter().map(Into::into).collect())
+    }
+
+    /// Attaches the reactions that belong to this message (others are ignored).
+    pub fn with_reactions(mut self, all: &[domain::ReactionSummary]) -> Self {
+        self.reactions = all
+            .iter()
+            .filter(|r| r.message_id.as_uuid() == self.id)
+            .map(|r| Reaction { emoji: r.emoji.clone(), count: r.count, reacted_by_me: r.reacted_by_me })
+            .collect();
+        self
     }
 
     fn build(m: domain::Message, statuses: Vec<MessageStatus>) -> Self {
@@ -223,6 +246,8 @@ impl Message {
             moderation: m.moderation.into(),
             attachments: Vec::new(),
             statuses,
+            reactions: Vec::new(),
+            mentions: m.mentions.iter().map(|u| u.as_uuid()).collect(),
         }
     }
 }
@@ -247,6 +272,8 @@ pub struct Conversation {
     pub last_message: Option<Message>,
     /// Messages from others the caller has not read.
     pub unread_count: i64,
+    /// Unread messages that mention the caller.
+    pub unread_mentions: i64,
     /// The caller's role here.
     pub my_role: Role,
     /// Whether the caller muted this conversation.
@@ -271,6 +298,7 @@ impl From<domain::ConversationSummary> for Conversation {
             last_seq: c.last_seq,
             last_message,
             unread_count: s.unread_count,
+            unread_mentions: s.unread_mentions,
             my_role: s.my_role.into(),
             muted: s.muted,
         }
@@ -405,4 +433,112 @@ pub fn parse_context_type(raw: &str) -> Result<domain::ContextType, domain::Vali
 pub struct Presence {
     pub user_id: Uuid,
     pub online: bool,
+}
+
+api_enum!(
+    /// Review state of a flag.
+    FlagState from FlagState { Open, Approved, Hidden }
+);
+api_enum!(
+    /// A moderator's decision.
+    Decision from Decision { Approve, Hide }
+);
+
+/// A pinned message.
+#[derive(Debug, Clone, Object)]
+pub struct PinnedMessage {
+    pub message: Message,
+    pub pinned_by: Option<Uuid>,
+    pub pinned_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct PinRequest {
+    pub message_id: Uuid,
+}
+
+/// A message and its direct replies.
+#[derive(Debug, Clone, Object)]
+pub struct Thread {
+    pub root: Message,
+    /// Replies in seq order; page with `after=<seq of the last>`.
+    pub replies: Vec<Message>,
+    pub has_more: bool,
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct FlagRequest {
+    /// Why the message should be reviewed (1–500 characters).
+    pub reason: Text,
+}
+
+/// A participant's report of a message (seen by moderators).
+#[derive(Debug, Clone, Object)]
+pub struct Flag {
+    pub id: Uuid,
+    pub message_id: Uuid,
+    pub flagged_by: Option<Uuid>,
+    pub reason: String,
+    pub state: FlagState,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<domain::Flag> for Flag {
+    fn from(f: domain::Flag) -> Self {
+        Self {
+            id: f.id,
+            message_id: f.message_id.as_uuid(),
+            flagged_by: f.flagged_by.map(|u| u.as_uuid()),
+            reason: f.reason,
+            state: f.state.into(),
+            created_at: f.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct ModerationRequest {
+    pub decision: Decision,
+    /// Recorded with the decision.
+    pub reason: Option<Text>,
+}
+
+/// A recorded moderation decision.
+#[derive(Debug, Clone, Object)]
+pub struct ModerationDecision {
+    pub id: Uuid,
+    pub message_id: Uuid,
+    pub moderator_id: Option<Uuid>,
+    pub decision: Decision,
+    pub reason: Option<String>,
+    pub decided_at: DateTime<Utc>,
+}
+
+impl From<domain::ModerationDecision> for ModerationDecision {
+    fn from(d: domain::ModerationDecision) -> Self {
+        Self {
+            id: d.id,
+            message_id: d.message_id.as_uuid(),
+            moderator_id: d.moderator_id.map(|u| u.as_uuid()),
+            decision: d.decision.into(),
+            reason: d.reason,
+            decided_at: d.decided_at,
+        }
+    }
+}
+
+/// Everything recorded about a message's moderation.
+#[derive(Debug, Clone, Object)]
+pub struct ModerationRecord {
+    pub flags: Vec<Flag>,
+    pub decisions: Vec<ModerationDecision>,
+}
+
+/// A search result.
+#[derive(Debug, Clone, Object)]
+pub struct SearchHit {
+    pub message: Message,
+    pub conversation_id: Uuid,
+    /// Relevance; higher is better.
+    pub rank: f32,
 }

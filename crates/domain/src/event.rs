@@ -21,6 +21,22 @@ pub enum EventPayload {
     MessageEdited { message: Message },
     #[serde(rename = "message.deleted")]
     MessageDeleted { message_id: MessageId, seq: i64 },
+    #[serde(rename = "reaction.added")]
+    ReactionAdded { message_id: MessageId, seq: i64, user_id: UserId, emoji: String },
+    #[serde(rename = "reaction.removed")]
+    ReactionRemoved { message_id: MessageId, seq: i64, user_id: UserId, emoji: String },
+    #[serde(rename = "message.pinned")]
+    MessagePinned { message_id: MessageId, seq: i64, pinned_by: UserId },
+    #[serde(rename = "message.unpinned")]
+    MessageUnpinned { message_id: MessageId, seq: i64, unpinned_by: UserId },
+    /// A participant reported the message (who and why are for moderators only).
+    #[serde(rename = "message.flagged")]
+    MessageFlagged { message_id: MessageId, seq: i64 },
+    #[serde(rename = "message.approved")]
+    MessageApproved { message_id: MessageId, seq: i64, moderator_id: UserId },
+    /// Hidden by a moderator: clients of non-moderators remove it.
+    #[serde(rename = "message.hidden")]
+    MessageHidden { message_id: MessageId, seq: i64, moderator_id: UserId },
     #[serde(rename = "participant.joined")]
     ParticipantJoined { participant: Participant },
     #[serde(rename = "participant.left")]
@@ -50,6 +66,13 @@ impl EventPayload {
             EventPayload::MessageCreated { .. } => "message.created",
             EventPayload::MessageEdited { .. } => "message.edited",
             EventPayload::MessageDeleted { .. } => "message.deleted",
+            EventPayload::ReactionAdded { .. } => "reaction.added",
+            EventPayload::ReactionRemoved { .. } => "reaction.removed",
+            EventPayload::MessagePinned { .. } => "message.pinned",
+            EventPayload::MessageUnpinned { .. } => "message.unpinned",
+            EventPayload::MessageFlagged { .. } => "message.flagged",
+            EventPayload::MessageApproved { .. } => "message.approved",
+            EventPayload::MessageHidden { .. } => "message.hidden",
             EventPayload::ParticipantJoined { .. } => "participant.joined",
             EventPayload::ParticipantLeft { .. } => "participant.left",
             EventPayload::ParticipantRoleChanged { .. } => "participant.role_changed",
@@ -70,6 +93,13 @@ impl EventPayload {
                 Some(message.seq)
             }
             EventPayload::MessageDeleted { seq, .. }
+            | EventPayload::ReactionAdded { seq, .. }
+            | EventPayload::ReactionRemoved { seq, .. }
+            | EventPayload::MessagePinned { seq, .. }
+            | EventPayload::MessageUnpinned { seq, .. }
+            | EventPayload::MessageFlagged { seq, .. }
+            | EventPayload::MessageApproved { seq, .. }
+            | EventPayload::MessageHidden { seq, .. }
             | EventPayload::DeliveredUpTo { seq, .. }
             | EventPayload::ReadUpTo { seq, .. } => Some(*seq),
             _ => None,

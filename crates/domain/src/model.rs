@@ -96,6 +96,16 @@ wire_enum! {
 }
 
 wire_enum! {
+    /// Review state of a flag.
+    FlagState { Open = "open", Approved = "approved", Hidden = "hidden" }
+}
+
+wire_enum! {
+    /// What a moderator decided about a flagged message.
+    Decision { Approve = "approve", Hide = "hide" }
+}
+
+wire_enum! {
     /// Per-recipient state of a message (seed 000's `MessageStatus`), derived from watermarks.
     DeliveryStatus { Sent = "sent", Delivered = "delivered", Read = "read" }
 }
@@ -119,6 +129,18 @@ impl Role {
     /// Moderators (and above) delete others' messages and review flags.
     pub fn can_moderate(self) -> bool {
         self.rank() >= Role::Moderator.rank()
+    }
+}
+
+impl ContextType {
+    /// The Portuguese name used by seed 002 (`privado`, `núcleo`, `evento`, `organização`).
+    pub fn portuguese(self) -> &'static str {
+        match self {
+            ContextType::Private => "privado",
+            ContextType::Nucleus => "núcleo",
+            ContextType::Event => "evento",
+            ContextType::Organization => "organização",
+        }
     }
 }
 
@@ -207,6 +229,55 @@ pub struct Message {
     pub edited_at: Option<DateTime<Utc>>,
     pub deleted_at: Option<DateTime<Utc>>,
     pub moderation: ModerationState,
+    /// Participants mentioned with `@username` (filled by the store where it is needed).
+    #[serde(default)]
+    #[cfg_attr(feature = "sqlx", sqlx(skip))]
+    pub mentions: Vec<UserId>,
+}
+
+/// Reactions of one emoji on a message, as one viewer sees them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "sqlx", derive(sqlx::FromRow))]
+pub struct ReactionSummary {
+    pub message_id: MessageId,
+    pub emoji: String,
+    pub count: i64,
+    pub reacted_by_me: bool,
+}
+
+/// A pinned message.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "sqlx", derive(sqlx::FromRow))]
+pub struct Pin {
+    pub conversation_id: ConversationId,
+    pub message_id: MessageId,
+    pub pinned_by: Option<UserId>,
+    pub pinned_at: DateTime<Utc>,
+}
+
+/// A participant's report of a message.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "sqlx", derive(sqlx::FromRow))]
+pub struct Flag {
+    pub id: uuid::Uuid,
+    pub message_id: MessageId,
+    pub flagged_by: Option<UserId>,
+    pub reason: String,
+    pub state: FlagState,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A recorded moderation decision.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "sqlx", derive(sqlx::FromRow))]
+pub struct ModerationDecision {
+    pub id: uuid::Uuid,
+    pub message_id: MessageId,
+    pub moderator_id: Option<UserId>,
+    pub decision: Decision,
+    pub reason: Option<String>,
+    pub decided_at: DateTime<Utc>,
 }
 
 /// One row of a user's conversation list.
@@ -218,6 +289,8 @@ pub struct ConversationSummary {
     pub last_message: Option<Message>,
     /// Messages from others past the caller's read watermark.
     pub unread_count: i64,
+    /// Of those, the ones that mention the caller.
+    pub unread_mentions: i64,
     pub my_role: Role,
     pub muted: bool,
 }

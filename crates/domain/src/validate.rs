@@ -124,8 +124,75 @@ pub fn context_id(raw: &str) -> Result<String, ValidationError> {
     Ok(value.to_owned())
 }
 
+/// A reaction: one emoji (or short shortcode), 1–32 characters, no spaces.
+pub fn emoji(raw: &str) -> Result<String, ValidationError> {
+    char_len_between("emoji", raw, 1, 32)?;
+    if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(ValidationError::new("emoji", "must not contain spaces or control characters"));
+    }
+    Ok(raw.to_owned())
+}
+
+/// Why a message is flagged: 1–500 characters.
+pub fn flag_reason(raw: &str) -> Result<String, ValidationError> {
+    let value = raw.trim();
+    char_len_between("reason", value, 1, 500)?;
+    no_control_chars("reason", value, true)?;
+    Ok(value.to_owned())
+}
+
+/// A search query: 1–200 characters.
+pub fn search_query(raw: &str) -> Result<String, ValidationError> {
+    let value = raw.trim();
+    char_len_between("q", value, 1, 200)?;
+    no_control_chars("q", value, false)?;
+    Ok(value.to_owned())
+}
+
+/// The usernames a text mentions as `@username` (lowercased, each once, in order).
+pub fn mentioned_usernames(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut chars = text.char_indices().peekable();
+    let mut prev: Option<char> = None;
+    while let Some((i, c)) = chars.next() {
+        let starts_word = prev.is_none_or(|p| !(p.is_alphanumeric() || p == '_' || p == '.'));
+        prev = Some(c);
+        if c != '@' || !starts_word {
+            continue;
+        }
+        let rest = &text[i + 1..];
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+            .collect::<String>()
+            .trim_end_matches(['.', '-'])
+            .to_lowercase();
+        if (3..=32).contains(&name.len()) && !out.contains(&name) {
+            out.push(name);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn mentions_are_found_once_and_lowercased() {
+        assert_eq!(mentioned_usernames("hi @Alice and @bob_1, also @alice."), vec!["alice", "bob_1"]);
+        assert!(mentioned_usernames("mail me at x@example.com").is_empty());
+        assert!(mentioned_usernames("@ab is too short").is_empty());
+    }
+
+    #[test]
+    fn emoji_and_reasons() {
+        assert!(emoji("👍").is_ok());
+        assert!(emoji(":thumbsup:").is_ok());
+        assert!(emoji("a b").is_err());
+        assert!(emoji("").is_err());
+        assert!(flag_reason("  ").is_err());
+        assert!(flag_reason("spam").is_ok());
+    }
+
     use super::*;
 
     #[test]

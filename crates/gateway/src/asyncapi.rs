@@ -98,7 +98,7 @@ pub fn document() -> Value {
             "wrong_conversation": "The frame names another conversation than the socket's",
             "rate_limited": "Too many requests; the request was not carried out",
             "binary_unsupported": "Binary frames are not part of the protocol",
-            "not_supported": "The action is not available yet",
+            "not_supported": "The action cannot be done over the socket",
             "not_found": "Unknown conversation or message, or not a participant",
             "forbidden": "The role does not allow this",
             "validation_failed": "Invalid input (see the message)",

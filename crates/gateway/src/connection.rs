@@ -273,9 +273,10 @@ impl Connection {
                 .delete_message(caller, conversation, message_id)
                 .await
                 .map(|_| ServerFrame::Ok { id: id.clone() }),
-            ClientFrame::React { .. } => {
-                return self.error(id, codes::NOT_SUPPORTED, "reactions are not available yet").await;
-            }
+            ClientFrame::React { message_id, emoji, add, .. } => service
+                .react(caller, conversation, message_id, &emoji, add)
+                .await
+                .map(|_| ServerFrame::Ok { id: id.clone() }),
             ClientFrame::Typing { typing, .. } => {
                 if !self.sent.contains_key(&conversation) {
                     return self.error(None, codes::NOT_FOUND, "conversation not found").await;

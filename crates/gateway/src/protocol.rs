@@ -134,7 +134,7 @@ pub mod codes {
     pub const RATE_LIMITED: &str = "rate_limited";
     /// Binary frames are not part of the protocol.
     pub const BINARY_UNSUPPORTED: &str = "binary_unsupported";
-    /// The action exists but is not available yet.
+    /// The action cannot be done over the socket (e.g. a seed file message).
     pub const NOT_SUPPORTED: &str = "not_supported";
 }
 

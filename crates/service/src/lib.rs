@@ -11,10 +11,11 @@
 //! recover it from PostgreSQL (the source of truth) by seq.
 //!
 //! Layout: [`auth`] (accounts and sessions), [`conversations`], [`participants`],
-//! [`messages`]; [`ServiceError`] is the one error type, mapped to HTTP and WebSocket
+//! [`messages`], [`channels`] (reactions, pins, threads, moderation, search); [`ServiceError`] is the one error type, mapped to HTTP and WebSocket
 //! errors by the adapters.
 
 pub mod auth;
+pub mod channels;
 pub mod conversations;
 mod error;
 pub mod messages;

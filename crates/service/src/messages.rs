@@ -61,6 +61,7 @@ impl ChatService {
             conversation_id: conversation,
             sender_id: caller.user_id,
             kind: MessageKind::Text,
+            mentions: validate::mentioned_usernames(&text),
             text,
             client_msg_id,
             reply_to: request.reply_to,
@@ -109,7 +110,8 @@ impl ChatService {
             .find(|p| p.user_id == caller.user_id)
             .ok_or(ServiceError::NotFound("conversation"))?;
         query.include_hidden = me.role.can_moderate();
-        let page = self.store.history(conversation, &query).await?;
+        let mut page = self.store.history(conversation, &query).await?;
+        self.store.load_mentions(&mut page.messages).await?;
         Ok((page, participants))
     }
 

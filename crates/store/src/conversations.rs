@@ -59,6 +59,7 @@ struct MembershipRow {
     role: Role,
     muted: bool,
     unread_count: i64,
+    unread_mentions: i64,
 }
 
 impl Store {
@@ -135,7 +136,10 @@ impl Store {
                     (SELECT count(*) FROM messages m
                       WHERE m.conversation_id = c.id AND m.seq > p.last_read_seq
                         AND m.sender_id IS DISTINCT FROM p.user_id
-                        AND m.deleted_at IS NULL AND m.moderation <> 'hidden') AS unread_count
+                        AND m.deleted_at IS NULL AND m.moderation <> 'hidden') AS unread_count,
+                    (SELECT count(*) FROM mentions mn JOIN messages m ON m.id = mn.message_id
+                      WHERE mn.user_id = p.user_id AND mn.conversation_id = c.id AND mn.seq > p.last_read_seq
+                        AND m.deleted_at IS NULL AND m.moderation <> 'hidden') AS unread_mentions
                FROM participants p JOIN conversations c ON c.id = p.conversation_id
               WHERE p.user_id = $1
                 AND ($2::text IS NULL OR c.context_type = $2)
@@ -174,6 +178,7 @@ impl Store {
                     participants: participants.remove(&id).unwrap_or_default(),
                     last_message: last_messages.remove(&id),
                     unread_count: row.unread_count,
+                    unread_mentions: row.unread_mentions,
                     my_role: row.role,
                     muted: row.muted,
                     conversation: row.conversation,

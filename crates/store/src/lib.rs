@@ -2,7 +2,8 @@
 //!
 //! Layout:
 //! - [`Store`]: a cheap-to-clone handle on the connection pool; migrations.
-//! - [`users`], [`sessions`], [`conversations`], [`participants`], [`messages`]: the
+//! - [`users`], [`sessions`], [`conversations`], [`participants`], [`messages`],
+//!   [`reactions`] (and pins), [`moderation`] (flags, decisions), [`search`]: the
 //!   queries, one module per table family, as methods on [`Store`].
 //! - [`StoreError`]: database failures classified so that callers can tell "not found",
 //!   "conflict" and "database unavailable" apart without looking at SQL states.
@@ -20,7 +21,10 @@
 pub mod conversations;
 mod error;
 pub mod messages;
+pub mod moderation;
 pub mod participants;
+pub mod reactions;
+pub mod search;
 pub mod sessions;
 pub mod users;
 

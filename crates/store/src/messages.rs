@@ -20,6 +20,8 @@ pub struct NewMessage {
     pub text: String,
     pub client_msg_id: Option<String>,
     pub reply_to: Option<MessageId>,
+    /// Usernames mentioned with `@`; those who are participants are recorded.
+    pub mentions: Vec<String>,
 }
 
 /// What an insert did.
@@ -127,7 +129,22 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await?;
         match inserted {
-            Some(message) => {
+            Some(mut message) => {
+                if !new.mentions.is_empty() {
+                    message.mentions = sqlx::query_scalar::<_, UserId>(
+                        "INSERT INTO mentions (message_id, user_id, conversation_id, seq)
+                         SELECT $1, p.user_id, $2, $3
+                           FROM participants p JOIN users u ON u.id = p.user_id
+                          WHERE p.conversation_id = $2 AND u.username = ANY($4)
+                         RETURNING user_id",
+                    )
+                    .bind(message.id)
+                    .bind(new.conversation_id)
+                    .bind(seq)
+                    .bind(&new.mentions)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                }
                 tx.commit().await?;
                 Ok(Inserted::New(message))
             }
@@ -205,6 +222,51 @@ impl Store {
         if !forward {
             messages.reverse();
         }
+        Ok(HistoryPage { messages, has_more })
+    }
+
+    /// Fills in the mentions of some messages.
+    pub async fn load_mentions(&self, messages: &mut [Message]) -> Result<(), StoreError> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<uuid::Uuid> = messages.iter().map(|m| m.id.as_uuid()).collect();
+        let rows: Vec<(MessageId, UserId)> =
+            sqlx::query_as("SELECT message_id, user_id FROM mentions WHERE message_id = ANY($1)")
+                .bind(ids)
+                .fetch_all(&self.pool)
+                .await?;
+        for (message_id, user_id) in rows {
+            if let Some(m) = messages.iter_mut().find(|m| m.id == message_id) {
+                m.mentions.push(user_id);
+            }
+        }
+        Ok(())
+    }
+
+    /// Direct replies to a message, in seq order, after `after`.
+    pub async fn replies(
+        &self,
+        conversation: ConversationId,
+        root: MessageId,
+        after: i64,
+        limit: i64,
+        include_hidden: bool,
+    ) -> Result<HistoryPage, StoreError> {
+        let mut messages = sqlx::query_as::<_, Message>(AssertSqlSafe(format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages
+              WHERE conversation_id = $1 AND reply_to = $2 AND seq > $3 AND ($4 OR moderation <> 'hidden')
+              ORDER BY seq LIMIT $5"
+        )))
+        .bind(conversation)
+        .bind(root)
+        .bind(after)
+        .bind(include_hidden)
+        .bind(limit + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        let has_more = messages.len() as i64 > limit;
+        messages.truncate(limit.max(0) as usize);
         Ok(HistoryPage { messages, has_more })
     }
 

@@ -55,6 +55,17 @@ pub async fn history_page(
     conversation: Uuid,
     window: Window,
 ) -> Result<MessagePage, ApiError> {
+    let (messages, has_more) = history_rendered(svc, auth, conversation, window).await?;
+    Ok(MessagePage::Ok(Json(messages), has_more))
+}
+
+/// A rendered page of history and whether more lies beyond it.
+pub async fn history_rendered(
+    svc: &ChatService,
+    auth: &BearerAuth,
+    conversation: Uuid,
+    window: Window,
+) -> Result<(Vec<Message>, bool), ApiError> {
     let caller = auth.caller(svc).await?;
     let query = HistoryQuery {
         before: window.before,
@@ -65,8 +76,20 @@ pub async fn history_page(
         include_hidden: false,
     };
     let (page, participants) = svc.history(&caller, ConversationId::from(conversation), query).await?;
-    let messages = page.messages.into_iter().map(|m| Message::with_statuses(m, &participants)).collect();
-    Ok(MessagePage::Ok(Json(messages), page.has_more))
+    let messages = render_page(svc, &caller, page.messages, &participants).await?;
+    Ok((messages, page.has_more))
+}
+
+/// Renders messages with their statuses and reactions (one query for all reactions).
+pub async fn render_page(
+    svc: &ChatService,
+    caller: &chat_service::Caller,
+    messages: Vec<chat_domain::Message>,
+    participants: &[chat_domain::Participant],
+) -> Result<Vec<Message>, ApiError> {
+    let ids: Vec<MessageId> = messages.iter().map(|m| m.id).collect();
+    let reactions = if ids.is_empty() { Vec::new() } else { svc.reactions(caller, &ids).await? };
+    Ok(messages.into_iter().map(|m| Message::with_statuses(m, participants).with_reactions(&reactions)).collect())
 }
 
 #[OpenApi(tag = "Tag::Messages")]
@@ -134,7 +157,8 @@ impl MessagesApi {
         let conversation = ConversationId::from(conversation_pk.0);
         let edited = svc.edit_message(&caller, conversation, MessageId::from(id.0), &body.text).await?;
         let statuses = svc.recipient_statuses(&edited).await?;
-        Ok(Json(Message::with_recipient_statuses(edited, statuses)))
+        let reactions = svc.reactions(&caller, &[edited.id]).await?;
+        Ok(Json(Message::with_recipient_statuses(edited, statuses).with_reactions(&reactions)))
     }
 
     /// Delete a message: your own, or anyone's as a moderator. Its seq stays, its text goes.

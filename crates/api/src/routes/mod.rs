@@ -1,9 +1,11 @@
 //! The operations of the REST API, one module per resource.
 
 pub mod auth;
+pub mod channels;
 pub mod conversations;
 pub mod health;
 pub mod messages;
+pub mod seed;
 
 use chat_service::{Caller, ChatService};
 use poem_openapi::auth::Bearer;

@@ -1,0 +1,206 @@
+//! Channel features (seed 002): reactions, pins, threads, flags and moderation, search.
+//!
+//! Rules: any participant reacts, replies and flags; moderators and above pin, unpin and
+//! review flags (approve or hide); hidden messages are seen by moderators only.
+
+use chat_domain::{
+    validate, ConversationId, Decision, EventPayload, Flag, FlagState, Message, MessageId, ModerationDecision,
+    ModerationState, Participant, Pin, ReactionSummary, ValidationError,
+};
+use chat_store::messages::HistoryPage;
+use chat_store::search::Hit;
+
+use crate::{Caller, ChatService, ServiceError};
+
+/// Most search results in one page.
+pub const MAX_SEARCH_PAGE: i64 = 100;
+
+impl ChatService {
+    /// A message the caller may act on: visible to them and not deleted.
+    async fn live_message(&self, me: &Participant, conversation: ConversationId, id: MessageId) -> Result<Message, ServiceError> {
+        let message = self.store.message(conversation, id).await?.ok_or(ServiceError::NotFound("message"))?;
+        if message.moderation == ModerationState::Hidden && !me.role.can_moderate() {
+            return Err(ServiceError::NotFound("message"));
+        }
+        if message.deleted_at.is_some() {
+            return Err(ServiceError::conflict("message_deleted", "the message was deleted"));
+        }
+        Ok(message)
+    }
+
+    /// Adds (`add`) or removes a reaction. Idempotent: repeating it changes nothing and
+    /// publishes nothing.
+    pub async fn react(
+        &self,
+        caller: &Caller,
+        conversation: ConversationId,
+        id: MessageId,
+        emoji: &str,
+        add: bool,
+    ) -> Result<(), ServiceError> {
+        let emoji = validate::emoji(emoji)?;
+        let me = self.membership(caller, conversation).await?;
+        let message = self.live_message(&me, conversation, id).await?;
+        let changed = if add {
+            self.store.add_reaction(id, caller.user_id, &emoji).await?
+        } else {
+            self.store.remove_reaction(id, caller.user_id, &emoji).await?
+        };
+        if changed {
+            let (user_id, seq) = (caller.user_id, message.seq);
+            let payload = if add {
+                EventPayload::ReactionAdded { message_id: id, seq, user_id, emoji }
+            } else {
+                EventPayload::ReactionRemoved { message_id: id, seq, user_id, emoji }
+            };
+            self.publish(conversation, Some(user_id), payload).await;
+        }
+        Ok(())
+    }
+
+    /// Reaction counts of some messages as the caller sees them.
+    pub async fn reactions(&self, caller: &Caller, messages: &[MessageId]) -> Result<Vec<ReactionSummary>, ServiceError> {
+        Ok(self.store.reactions_of(messages, caller.user_id).await?)
+    }
+
+    /// The pinned messages, newest pin first (hidden ones only for moderators).
+    pub async fn pins(&self, caller: &Caller, conversation: ConversationId) -> Result<Vec<(Pin, Message)>, ServiceError> {
+        let me = self.membership(caller, conversation).await?;
+        let mut out = Vec::new();
+        for pin in self.store.pins(conversation).await? {
+            if let Some(m) = self.store.message(conversation, pin.message_id).await? {
+                if m.moderation != ModerationState::Hidden || me.role.can_moderate() {
+                    out.push((pin, m));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Pins (`pin`) or unpins a message. Moderators, admins and owners.
+    pub async fn set_pinned(&self, caller: &Caller, conversation: ConversationId, id: MessageId, pin: bool) -> Result<(), ServiceError> {
+        let me = self.membership(caller, conversation).await?;
+        if !me.role.can_moderate() {
+            return Err(ServiceError::Forbidden("only moderators, admins and owners can pin messages"));
+        }
+        let message = self.store.message(conversation, id).await?.ok_or(ServiceError::NotFound("message"))?;
+        let changed = if pin {
+            if message.deleted_at.is_some() {
+                return Err(ServiceError::conflict("message_deleted", "a deleted message cannot be pinned"));
+            }
+            self.store.pin(conversation, id, caller.user_id).await?
+        } else {
+            self.store.unpin(conversation, id).await?
+        };
+        if changed {
+            let payload = if pin {
+                EventPayload::MessagePinned { message_id: id, seq: message.seq, pinned_by: caller.user_id }
+            } else {
+                EventPayload::MessageUnpinned { message_id: id, seq: message.seq, unpinned_by: caller.user_id }
+            };
+            self.publish(conversation, Some(caller.user_id), payload).await;
+        } else if !pin {
+            return Err(ServiceError::NotFound("pin"));
+        }
+        Ok(())
+    }
+
+    /// A message and its direct replies (a thread), replies in seq order after `after`.
+    pub async fn thread(
+        &self,
+        caller: &Caller,
+        conversation: ConversationId,
+        root: MessageId,
+        after: i64,
+        limit: i64,
+    ) -> Result<(Message, HistoryPage), ServiceError> {
+        if !(1..=crate::messages::MAX_PAGE).contains(&limit) {
+            return Err(ValidationError::new("limit", format!("must be between 1 and {}", crate::messages::MAX_PAGE)).into());
+        }
+        let me = self.membership(caller, conversation).await?;
+        let root_message = self.store.message(conversation, root).await?.ok_or(ServiceError::NotFound("message"))?;
+        let moderator = me.role.can_moderate();
+        if root_message.moderation == ModerationState::Hidden && !moderator {
+            return Err(ServiceError::NotFound("message"));
+        }
+        let replies = self.store.replies(conversation, root, after.max(0), limit, moderator).await?;
+        Ok((root_message, replies))
+    }
+
+    /// Reports a message to the moderators. Any participant, once per message.
+    pub async fn flag(&self, caller: &Caller, conversation: ConversationId, id: MessageId, reason: &str) -> Result<Flag, ServiceError> {
+        let reason = validate::flag_reason(reason)?;
+        let me = self.membership(caller, conversation).await?;
+        let message = self.live_message(&me, conversation, id).await?;
+        let flag = match self.store.flag_message(id, caller.user_id, &reason).await {
+            Ok(f) => f,
+            Err(e) if e.is_conflict_on("flags_once_per_user") => {
+                return Err(ServiceError::conflict("already_flagged", "you already flagged this message"));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        self.publish(conversation, Some(caller.user_id), EventPayload::MessageFlagged { message_id: id, seq: message.seq })
+            .await;
+        Ok(flag)
+    }
+
+    /// Flags of a conversation for review. Moderators and above.
+    pub async fn flags(&self, caller: &Caller, conversation: ConversationId, state: Option<FlagState>) -> Result<Vec<Flag>, ServiceError> {
+        self.require_moderator(caller, conversation).await?;
+        Ok(self.store.flags(conversation, state).await?)
+    }
+
+    /// Approves or hides a message, recording who, when and why. Moderators and above.
+    pub async fn moderate(
+        &self,
+        caller: &Caller,
+        conversation: ConversationId,
+        id: MessageId,
+        decision: Decision,
+        reason: Option<&str>,
+    ) -> Result<ModerationDecision, ServiceError> {
+        let reason = reason.map(validate::flag_reason).transpose()?;
+        self.require_moderator(caller, conversation).await?;
+        let message = self.store.message(conversation, id).await?.ok_or(ServiceError::NotFound("message"))?;
+        let recorded = self.store.decide(id, caller.user_id, decision, reason.as_deref()).await?;
+        let (message_id, seq, moderator_id) = (id, message.seq, caller.user_id);
+        let payload = match decision {
+            Decision::Approve => EventPayload::MessageApproved { message_id, seq, moderator_id },
+            Decision::Hide => EventPayload::MessageHidden { message_id, seq, moderator_id },
+        };
+        self.publish(conversation, Some(caller.user_id), payload).await;
+        Ok(recorded)
+    }
+
+    /// The moderation record of a message: its flags and decisions. Moderators and above.
+    pub async fn moderation_record(
+        &self,
+        caller: &Caller,
+        conversation: ConversationId,
+        id: MessageId,
+    ) -> Result<(Vec<Flag>, Vec<ModerationDecision>), ServiceError> {
+        self.require_moderator(caller, conversation).await?;
+        self.store.message(conversation, id).await?.ok_or(ServiceError::NotFound("message"))?;
+        Ok((self.store.flags_of_message(id).await?, self.store.decisions(id).await?))
+    }
+
+    async fn require_moderator(&self, caller: &Caller, conversation: ConversationId) -> Result<Participant, ServiceError> {
+        let me = self.membership(caller, conversation).await?;
+        if !me.role.can_moderate() {
+            return Err(ServiceError::Forbidden("only moderators, admins and owners review flags"));
+        }
+        Ok(me)
+    }
+
+    /// Searches the caller's conversations.
+    pub async fn search(&self, caller: &Caller, query: &str, limit: i64, offset: i64) -> Result<Vec<Hit>, ServiceError> {
+        let query = validate::search_query(query)?;
+        if !(1..=MAX_SEARCH_PAGE).contains(&limit) {
+            return Err(ValidationError::new("limit", format!("must be between 1 and {MAX_SEARCH_PAGE}")).into());
+        }
+        if offset < 0 {
+            return Err(ValidationError::new("offset", "must not be negative").into());
+        }
+        Ok(self.store.search(caller.user_id, &query, limit, offset).await?)
+    }
+}
