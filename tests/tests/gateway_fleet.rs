@@ -373,3 +373,35 @@ async fn a_slow_consumer_is_disconnected_with_a_reason_and_can_resume() {
     let rest = again.messages((total - last_seen) as usize, Duration::from_secs(30)).await.expect("rest");
     assert_eq!(seqs(&rest), ((last_seen + 1)..=total).collect::<Vec<_>>());
 }
+
+#[tokio::test]
+async fn logging_out_closes_open_sockets_and_bound_sockets_stay_bound() {
+    let app = TestApp::spawn().await.expect("app");
+    let gw = Gateway::spawn("g", &app.settings, &[("CHAT_GATEWAY_HEARTBEAT_MS", "200")]).await.expect("gateway");
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let carol = app.user("carol").await;
+    let mine = app.direct(&alice, &bob).await;
+    let theirs = app.direct(&bob, &carol).await;
+    let also_mine = app.direct(&alice, &carol).await;
+    // A socket bound to one conversation cannot resume others, member or not.
+    for other in [theirs, also_mine] {
+        let url = gw.url(&format!("/ws/chat/{mine}/?since={other}:0"));
+        assert_eq!(WsClient::connect(&url, &alice.token).await.err(), Some(404));
+    }
+    // Typing frames may carry an id like every other frame.
+    let mut ws = WsClient::connect(&gw.url(&format!("/ws/chat/{mine}/")), &alice.token).await.expect("alice");
+    ws.send(json!({"type": "typing", "id": "t1", "typing": true})).await;
+    ws.send(json!({"type": "ping", "id": "p1"})).await;
+    assert_eq!(ws.next_of("pong", WAIT).await.expect("pong")["id"], "p1");
+    // Logging out ends the session, and with it the socket.
+    let out = app.raw(reqwest::Method::POST, "/api/auth/logout", Some(&alice.token), None).await;
+    assert_eq!(out.status.as_u16(), 204);
+    let closed = loop {
+        match ws.next(WAIT).await {
+            Ok(_) => continue,
+            Err(e) => break e.to_string(),
+        }
+    };
+    assert!(closed.contains("4001") && closed.contains("session ended"), "{closed}");
+}

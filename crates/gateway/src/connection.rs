@@ -140,8 +140,12 @@ impl Connection {
             return Exit::Gone;
         }
         self.presence_online().await;
-        // 3. Catch up where the client asked to resume.
+        // 3. Catch up where the client asked to resume (only conversations this socket
+        // receives; the upgrade refused any other).
         for (c, after) in resume {
+            if !self.sent.contains_key(&c) {
+                continue;
+            }
             if let Err(exit) = self.resume(c, after, None).await {
                 return exit;
             }
@@ -172,6 +176,11 @@ impl Connection {
                 _ = ticker.tick() => {
                     if last_heard.elapsed() > heartbeat * 3 {
                         return Exit::Close(close::IDLE_TIMEOUT, "idle timeout".into());
+                    }
+                    // A logout revokes the session: its open sockets close too.
+                    let session = (self.caller.session_id, self.caller.user_id);
+                    if let Ok(false) = self.state.service.store().session_is_active(session.0, session.1).await {
+                        return Exit::Close(close::UNAUTHENTICATED, "session ended".into());
                     }
                     self.presence_refresh().await;
                     self.write(Message::Ping(Vec::new())).await
@@ -242,7 +251,7 @@ impl Connection {
             | ClientFrame::React { id, conversation_id, .. }
             | ClientFrame::Read { id, conversation_id, .. }
             | ClientFrame::Delivered { id, conversation_id, .. } => (id.clone(), *conversation_id),
-            ClientFrame::Typing { conversation_id, .. } => (None, *conversation_id),
+            ClientFrame::Typing { id, conversation_id, .. } => (id.clone(), *conversation_id),
         };
         let conversation = match self.target(conversation) {
             Ok(c) => c,
@@ -279,7 +288,7 @@ impl Connection {
                 .map(|_| ServerFrame::Ok { id: id.clone() }),
             ClientFrame::Typing { typing, .. } => {
                 if !self.sent.contains_key(&conversation) {
-                    return self.error(None, codes::NOT_FOUND, "conversation not found").await;
+                    return self.error(id, codes::NOT_FOUND, "conversation not found").await;
                 }
                 let user_id = caller.user_id;
                 service.publish_ephemeral(conversation, user_id, EventPayload::Typing { user_id, typing }).await;
@@ -438,13 +447,15 @@ impl Connection {
         }
     }
 
-    /// Tells the user's conversations that they came online or went offline.
+    /// Tells every conversation of the user (not only this socket's) that they came
+    /// online or went offline.
     async fn announce_presence(&self, online: bool) {
         let user_id: UserId = self.caller.user_id;
-        for c in self.sent.keys() {
+        let Ok(conversations) = self.state.service.positions(&self.caller).await else { return };
+        for (c, _) in conversations {
             self.state
                 .service
-                .publish_ephemeral(*c, user_id, EventPayload::Presence { user_id, online })
+                .publish_ephemeral(c, user_id, EventPayload::Presence { user_id, online })
                 .await;
         }
     }

@@ -43,8 +43,8 @@ pub enum ClientFrame {
         #[serde(default = "yes")]
         add: bool,
     },
-    /// Start or stop typing (ephemeral; not stored).
-    Typing { conversation_id: Option<ConversationId>, typing: bool },
+    /// Start or stop typing (ephemeral; not stored; not answered unless refused).
+    Typing { id: Option<String>, conversation_id: Option<ConversationId>, typing: bool },
     /// Everything up to `seq` was read (moves the read watermark).
     Read { id: Option<String>, conversation_id: Option<ConversationId>, seq: i64 },
     /// Everything up to `seq` reached this device (moves the delivered watermark).
