@@ -139,8 +139,8 @@ impl ChatService {
             }
             Err(e) => return Err(e.into()),
         };
-        self.publish(conversation, Some(caller.user_id), EventPayload::MessageFlagged { message_id: id, seq: message.seq })
-            .await;
+        // Who flagged is for moderators only: the event names no actor.
+        self.publish(conversation, None, EventPayload::MessageFlagged { message_id: id, seq: message.seq }).await;
         Ok(flag)
     }
 
