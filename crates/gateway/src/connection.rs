@@ -162,16 +162,19 @@ impl Connection {
                     return Exit::Close(close::GOING_AWAY, "gateway draining: reconnect and resume".into());
                 }
                 _ = kick.notified() => return slow_consumer(),
+                // Deliveries before requests: delivering is quick, while a request may wait
+                // on PostgreSQL, and a client that floods requests must not starve its own
+                // deliveries into a slow-consumer disconnect.
+                outbound = rx.recv() => match outbound {
+                    Some(out) => self.outbound(out).await,
+                    None => return Exit::Gone,
+                },
                 incoming = stream.next() => match incoming {
                     None | Some(Err(_)) => return Exit::Gone,
                     Some(Ok(message)) => {
                         last_heard = Instant::now();
                         self.incoming(message).await
                     }
-                },
-                outbound = rx.recv() => match outbound {
-                    Some(out) => self.outbound(out).await,
-                    None => return Exit::Gone,
                 },
                 _ = ticker.tick() => {
                     if last_heard.elapsed() > heartbeat * 3 {

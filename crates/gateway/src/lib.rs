@@ -305,6 +305,10 @@ fn upgrade(ws: WebSocket, state: Arc<GatewayState>, caller: Caller, scope: Scope
     let mut config = WebSocketConfig::default();
     config.max_message_size = Some(state.settings.max_frame_bytes);
     config.max_frame_size = Some(state.settings.max_frame_bytes);
+    // Small buffers: most sockets are idle most of the time, and the defaults (128 KiB
+    // each way) would cost far more memory per connection than everything else.
+    config.read_buffer_size = 4 * 1024;
+    config.write_buffer_size = 4 * 1024;
     ws.protocols(["chat.v1"])
         .config(config)
         .on_upgrade(move |socket| connection::serve(socket, state, caller, scope, conversations, resume))

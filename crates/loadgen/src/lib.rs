@@ -184,6 +184,9 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<Report> {
     if args.gateways.is_empty() {
         bail!("give at least one gateway");
     }
+    if args.groups == 0 || args.rate == 0 {
+        bail!("--groups and --rate must be at least 1");
+    }
     let api = Api {
         base: args.api.trim_end_matches('/').to_owned(),
         http: reqwest::Client::new(),
@@ -314,7 +317,7 @@ async fn receive(socket: Socket, tally: Arc<Tally>, latency: Arc<Mutex<Histogram
             let _ = local.record(arrived.saturating_sub(intended) / 1000);
         }
         unflushed += 1;
-        if unflushed >= 100 {
+        if unflushed >= 10 {
             let _ = latency.lock().unwrap_or_else(|e| e.into_inner()).add(&local);
             local.reset();
             unflushed = 0;

@@ -82,10 +82,10 @@ impl Store {
     /// The sender must be a participant; this is checked in the statement that takes the
     /// seq, so a member removed concurrently cannot slip a message in. A retry with a
     /// `client_msg_id` the sender already used returns the original message instead.
+    ///
+    /// There is no lookup of the key beforehand: the unique constraint decides, in the
+    /// same round trips as a first send, and a retry's rollback gives its seq back.
     pub async fn insert_message(&self, new: &NewMessage) -> Result<Inserted, InsertError> {
-        if let Some(existing) = self.message_by_client_id(new.sender_id, new.client_msg_id.as_deref()).await? {
-            return Ok(Inserted::Existing(existing));
-        }
         let mut tx = self.pool.begin().await?;
         if let Some(reply_to) = new.reply_to {
             let found: Option<i32> =
@@ -149,7 +149,7 @@ impl Store {
                 Ok(Inserted::New(message))
             }
             None => {
-                // A concurrent retry with the same key won the race: give the seq back.
+                // This key was used before (a retry): give the seq back, return the original.
                 tx.rollback().await?;
                 let existing = self
                     .message_by_client_id(new.sender_id, new.client_msg_id.as_deref())
