@@ -200,7 +200,7 @@ fn seed_send(map: &serde_json::Map<String, Value>, id: Option<String>) -> Result
                 if !ok {
                     return Err(FrameError {
                         code: codes::NOT_SUPPORTED,
-                        message: "only text messages can be sent over the socket; upload files over REST".into(),
+                        message: "only text messages can be sent over the socket".into(),
                         id,
                     });
                 }

@@ -50,9 +50,14 @@ pub struct LoadArgs {
     /// Conversations (latency).
     #[arg(long, default_value_t = 100)]
     pub groups: usize,
-    /// Receivers per conversation (latency; fanout uses one conversation of this many + 1).
+    /// Receivers per conversation (latency; fanout uses one conversation of these plus
+    /// the senders).
     #[arg(long, default_value_t = 1)]
     pub receivers: usize,
+    /// Senders per conversation. One connection sends its messages one after another
+    /// (each is acknowledged after its commit), so high rates need several senders.
+    #[arg(long, default_value_t = 1)]
+    pub senders: usize,
     /// Sockets to open (idle).
     #[arg(long, default_value_t = 1000)]
     pub connections: usize,
@@ -194,17 +199,19 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<Report> {
     };
     match args.scenario.as_str() {
         "latency" => stream(&api, &args, args.groups, args.receivers).await,
-        "fanout" => stream(&api, &args, 1, args.receivers.max(2)).await,
+        "fanout" => stream(&api, &args, 1, args.receivers.max(1)).await,
         "idle" => idle(&api, &args).await,
         "catchup" => catchup(&api, &args).await,
         other => bail!("unknown scenario {other}"),
     }
 }
 
-/// Fixed-rate sends into `groups` conversations of `1 + receivers` members.
+/// Fixed-rate sends into `groups` conversations of `senders + receivers` members.
 async fn stream(api: &Api, args: &LoadArgs, groups: usize, receivers: usize) -> anyhow::Result<Report> {
-    eprintln!("setting up {groups} conversation(s) of {} members", receivers + 1);
-    let accounts = api.accounts(groups * (receivers + 1)).await?;
+    let senders_per_group = args.senders.max(1);
+    let size = senders_per_group + receivers;
+    eprintln!("setting up {groups} conversation(s) of {size} members ({senders_per_group} sending)");
+    let accounts = api.accounts(groups * size).await?;
     let tally = Arc::new(Tally::default());
     let latency = Arc::new(Mutex::new(histogram()));
     let receiver_gateways: Vec<&String> = if args.gateways.len() > 1 { args.gateways[1..].iter().collect() } else { args.gateways.iter().collect() };
@@ -212,18 +219,20 @@ async fn stream(api: &Api, args: &LoadArgs, groups: usize, receivers: usize) -> 
     let mut receiver_tasks = Vec::new();
     let mut receiver_index = 0usize;
     for g in 0..groups {
-        let members: Vec<&Account> = accounts[g * (receivers + 1)..(g + 1) * (receivers + 1)].iter().collect();
+        let members: Vec<&Account> = accounts[g * size..(g + 1) * size].iter().collect();
         let cid = api.group(members[0], &members[1..]).await?;
-        for member in &members[1..] {
+        for member in &members[senders_per_group..] {
             let gateway = receiver_gateways[receiver_index % receiver_gateways.len()];
             receiver_index += 1;
             let socket = connect(gateway, "/ws", &member.token).await?;
             receiver_tasks.push(tokio::spawn(receive(socket, tally.clone(), latency.clone())));
         }
-        let socket = connect(&args.gateways[0], "/ws", &members[0].token).await?;
-        let (tx, rx) = mpsc::unbounded_channel::<u64>();
-        tokio::spawn(send(socket, cid, rx, tally.clone()));
-        senders.push(tx);
+        for sender in &members[..senders_per_group] {
+            let socket = connect(&args.gateways[0], "/ws", &sender.token).await?;
+            let (tx, rx) = mpsc::unbounded_channel::<u64>();
+            tokio::spawn(send(socket, cid.clone(), rx, tally.clone()));
+            senders.push(tx);
+        }
     }
     eprintln!("{} receivers connected; sending {} msg/s for {} s", receiver_index, args.rate, args.duration);
     let total = args.rate * args.duration;
@@ -255,7 +264,7 @@ async fn stream(api: &Api, args: &LoadArgs, groups: usize, receivers: usize) -> 
     let h = latency.lock().unwrap_or_else(|e| e.into_inner()).clone();
     Ok(Report {
         lines: vec![
-            format!("scenario {}: {groups} conversation(s) × {receivers} receiver(s), {} gateways, {} msg/s for {} s", args.scenario, args.gateways.len(), args.rate, args.duration),
+            format!("scenario {}: {groups} conversation(s) × ({senders_per_group} sender(s) + {receivers} receiver(s)), {} gateways, {} msg/s for {} s", args.scenario, args.gateways.len(), args.rate, args.duration),
             format!("sent {}, acknowledged {acked}, refused {}", tally.sent.load(Ordering::Relaxed), tally.errors.load(Ordering::Relaxed)),
             format!("deliveries: {received} of {} expected ({:.0}/s over {elapsed:.1} s)", acked * receivers as u64, received as f64 / elapsed),
             format!("lost {}, duplicates {}, gaps {}", (acked * receivers as u64).saturating_sub(received), tally.duplicates.load(Ordering::Relaxed), tally.gaps.load(Ordering::Relaxed)),
@@ -265,6 +274,8 @@ async fn stream(api: &Api, args: &LoadArgs, groups: usize, receivers: usize) -> 
 }
 
 async fn send(socket: Socket, cid: String, mut orders: mpsc::UnboundedReceiver<u64>, tally: Arc<Tally>) {
+    // Distinguishes this sender's keys from other senders' in the same conversation.
+    let key = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
     let (mut sink, mut stream) = socket.split();
     let reader_tally = tally.clone();
     tokio::spawn(async move {
@@ -281,7 +292,7 @@ async fn send(socket: Socket, cid: String, mut orders: mpsc::UnboundedReceiver<u
     let mut n = 0u64;
     while let Some(intended) = orders.recv().await {
         n += 1;
-        let frame = json!({"type": "send", "conversation_id": cid, "text": intended.to_string(), "client_msg_id": format!("{cid}-{n}")});
+        let frame = json!({"type": "send", "conversation_id": cid, "text": intended.to_string(), "client_msg_id": format!("{cid}-{key}-{n}")});
         if sink.send(Message::text(frame.to_string())).await.is_err() {
             tally.errors.fetch_add(1, Ordering::Relaxed);
             return;

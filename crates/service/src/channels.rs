@@ -58,7 +58,8 @@ impl ChatService {
         Ok(())
     }
 
-    /// Reaction counts of some messages as the caller sees them.
+    /// Reaction counts of some messages as the caller sees them. A rendering helper: the
+    /// callers pass only ids of messages the caller was just allowed to read.
     pub async fn reactions(&self, caller: &Caller, messages: &[MessageId]) -> Result<Vec<ReactionSummary>, ServiceError> {
         Ok(self.store.reactions_of(messages, caller.user_id).await?)
     }
@@ -68,10 +69,10 @@ impl ChatService {
         let me = self.membership(caller, conversation).await?;
         let mut out = Vec::new();
         for pin in self.store.pins(conversation).await? {
-            if let Some(m) = self.store.message(conversation, pin.message_id).await? {
-                if m.moderation != ModerationState::Hidden || me.role.can_moderate() {
-                    out.push((pin, m));
-                }
+            if let Some(m) = self.store.message(conversation, pin.message_id).await?
+                && (m.moderation != ModerationState::Hidden || me.role.can_moderate())
+            {
+                out.push((pin, m));
             }
         }
         Ok(out)
@@ -123,7 +124,14 @@ impl ChatService {
         if root_message.moderation == ModerationState::Hidden && !moderator {
             return Err(ServiceError::NotFound("message"));
         }
-        let replies = self.store.replies(conversation, root, after.max(0), limit, moderator).await?;
+        if after < 0 {
+            return Err(ValidationError::new("after", "must not be negative").into());
+        }
+        let mut replies = self.store.replies(conversation, root, after, limit, moderator).await?;
+        self.store.load_mentions(&mut replies.messages).await?;
+        let mut root = [root_message];
+        self.store.load_mentions(&mut root).await?;
+        let [root_message] = root;
         Ok((root_message, replies))
     }
 
@@ -201,6 +209,12 @@ impl ChatService {
         if offset < 0 {
             return Err(ValidationError::new("offset", "must not be negative").into());
         }
-        Ok(self.store.search(caller.user_id, &query, limit, offset).await?)
+        let mut hits = self.store.search(caller.user_id, &query, limit, offset).await?;
+        let mut messages: Vec<Message> = hits.iter().map(|h| h.message.clone()).collect();
+        self.store.load_mentions(&mut messages).await?;
+        for (hit, message) in hits.iter_mut().zip(messages) {
+            hit.message = message;
+        }
+        Ok(hits)
     }
 }

@@ -162,6 +162,9 @@ impl ChatService {
             }
             other => other.into(),
         })?;
+        let mut edited = [edited];
+        self.store.load_mentions(&mut edited).await?;
+        let [edited] = edited;
         self.publish(conversation, Some(caller.user_id), EventPayload::MessageEdited { message: edited.clone() })
             .await;
         Ok(edited)

@@ -135,13 +135,14 @@ impl Store {
                         "INSERT INTO mentions (message_id, user_id, conversation_id, seq)
                          SELECT $1, p.user_id, $2, $3
                            FROM participants p JOIN users u ON u.id = p.user_id
-                          WHERE p.conversation_id = $2 AND u.username = ANY($4)
+                          WHERE p.conversation_id = $2 AND u.username = ANY($4) AND p.user_id <> $5
                          RETURNING user_id",
                     )
                     .bind(message.id)
                     .bind(new.conversation_id)
                     .bind(seq)
                     .bind(&new.mentions)
+                    .bind(new.sender_id)
                     .fetch_all(&mut *tx)
                     .await?;
                 }
