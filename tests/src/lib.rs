@@ -106,6 +106,17 @@ pub async fn test_settings() -> anyhow::Result<ServiceSettings> {
         jwt_secret: JWT_SECRET.into(),
         access_token_ttl_secs: 900,
         refresh_token_ttl_secs: 3600,
+        max_upload_bytes: 2 * 1024 * 1024,
+        storage: chat_storage::StorageSettings {
+            storage_dir: std::env::temp_dir().join(format!("chat-test-objects-{}", Uuid::new_v4().simple())),
+            s3_bucket: None,
+            s3_endpoint: None,
+            s3_region: "us-east-1".into(),
+            s3_access_key_id: None,
+            s3_secret_access_key: None,
+            s3_path_style: true,
+            signed_url_ttl_secs: 60,
+        },
     })
 }
 

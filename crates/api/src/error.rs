@@ -86,6 +86,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, code, err.to_string()),
             ServiceError::Forbidden(_) => ApiError::new(StatusCode::FORBIDDEN, code, err.to_string()),
             ServiceError::Conflict { .. } => ApiError::new(StatusCode::CONFLICT, code, err.to_string()),
+            ServiceError::TooLarge { .. } => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, code, err.to_string()),
             ServiceError::Unavailable => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 code,
@@ -129,6 +130,7 @@ const DOCUMENTED: &[(u16, &str)] = &[
     (403, "The caller's role does not allow this"),
     (404, "Not found, or the caller is not a participant"),
     (409, "Conflicts with the current state"),
+    (413, "The body or file is too large"),
     (422, "Well-formed but invalid input; `errors` names the fields"),
     (503, "A dependency is down; retry later"),
 ];

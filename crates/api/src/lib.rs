@@ -26,6 +26,7 @@ use poem::middleware::{NormalizePath, Tracing, TrailingSlash};
 use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, Server};
 use poem_openapi::OpenApiService;
 
+use routes::attachments::AttachmentsApi;
 use routes::auth::{AuthApi, UsersApi};
 use routes::channels::ChannelsApi;
 use routes::seed::SeedApi;
@@ -35,6 +36,9 @@ use routes::messages::MessagesApi;
 
 /// Largest JSON request body accepted (bytes).
 pub const MAX_JSON_BODY: usize = 256 * 1024;
+
+/// Room for multipart framing around an upload of the maximum size.
+const UPLOAD_OVERHEAD: u64 = 64 * 1024;
 
 /// Settings of the `chat-api` process.
 #[derive(Debug, Clone, clap::Args)]
@@ -47,10 +51,10 @@ pub struct ApiSettings {
     pub shutdown_grace_secs: u64,
 }
 
-type Apis = (AuthApi, UsersApi, ConversationsApi, MessagesApi, ChannelsApi, SeedApi, HealthApi);
+type Apis = (AuthApi, UsersApi, ConversationsApi, MessagesApi, AttachmentsApi, ChannelsApi, SeedApi, HealthApi);
 
 fn openapi_service() -> OpenApiService<Apis, ()> {
-    OpenApiService::new((AuthApi, UsersApi, ConversationsApi, MessagesApi, ChannelsApi, SeedApi, HealthApi), "Chat API", env!("CARGO_PKG_VERSION"))
+    OpenApiService::new((AuthApi, UsersApi, ConversationsApi, MessagesApi, AttachmentsApi, ChannelsApi, SeedApi, HealthApi), "Chat API", env!("CARGO_PKG_VERSION"))
         .description(
             "REST API of the chat platform: accounts, conversations (direct and group), \
              participants with roles, messages with dense per-conversation `seq`, statuses and \
@@ -123,6 +127,21 @@ pub async fn serve(
 /// their length (chunked bodies are read up to the limit).
 async fn limit_body<E: Endpoint>(next: std::sync::Arc<E>, mut req: Request) -> poem::Result<Response> {
     let too_large = || poem::Error::from_string("request body too large", StatusCode::PAYLOAD_TOO_LARGE);
+    // Uploads have their own, larger limit, and must say how long they are (so that an
+    // oversized one is refused before any byte is stored).
+    if req.uri().path().ends_with("/attachments") && req.method() == poem::http::Method::POST {
+        let limit = req.data::<ChatService>().map(|s| s.max_upload_bytes()).unwrap_or(0) + UPLOAD_OVERHEAD;
+        let declared = req
+            .headers()
+            .get(poem::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        return match declared {
+            None => Err(poem::Error::from_string("uploads need a Content-Length", StatusCode::LENGTH_REQUIRED)),
+            Some(len) if len > limit => Err(too_large()),
+            Some(_) => Ok(next.call(req).await?.into_response()),
+        };
+    }
     let declared = req
         .headers()
         .get(poem::http::header::CONTENT_LENGTH)

@@ -163,13 +163,59 @@ impl From<RecipientStatus> for MessageStatus {
     }
 }
 
-/// A file attached to a message.
+api_enum!(
+    /// Processing state of an upload: `pending` until a worker has checked it.
+    AttachmentState from AttachmentState { Pending, Ready, Rejected }
+);
+
+/// An uploaded file.
 #[derive(Debug, Clone, Object)]
 pub struct Attachment {
     pub id: Uuid,
+    pub conversation_id: Uuid,
+    pub message_id: Option<Uuid>,
+    pub uploader_id: Option<Uuid>,
     pub file_name: String,
+    /// Sniffed from the bytes (absent until processed).
     pub content_type: Option<String>,
+    /// What the client said it was (not trusted).
+    pub declared_type: Option<String>,
     pub size: i64,
+    pub sha256: Option<String>,
+    pub width: Option<i32>,
+    pub height: Option<i32>,
+    pub state: AttachmentState,
+    /// Why it was rejected.
+    pub error: Option<String>,
+    /// Where participants download it (once ready).
+    pub download_url: String,
+    /// Where participants get its thumbnail (images, once ready).
+    pub thumbnail_url: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<domain::Attachment> for Attachment {
+    fn from(a: domain::Attachment) -> Self {
+        let id = a.id.as_uuid();
+        Self {
+            id,
+            conversation_id: a.conversation_id.as_uuid(),
+            message_id: a.message_id.map(|m| m.as_uuid()),
+            uploader_id: a.uploader_id.map(|u| u.as_uuid()),
+            download_url: format!("/api/chat/attachments/{id}/download"),
+            thumbnail_url: a.has_thumbnail().then(|| format!("/api/chat/attachments/{id}/thumbnail")),
+            file_name: a.file_name,
+            content_type: a.content_type,
+            declared_type: a.declared_type,
+            size: a.size_bytes,
+            sha256: a.sha256,
+            width: a.width,
+            height: a.height,
+            state: a.state.into(),
+            error: a.error,
+            created_at: a.created_at,
+        }
+    }
 }
 
 /// A message.
@@ -244,7 +290,7 @@ impl Message {
             edited_at: m.edited_at,
             deleted_at: m.deleted_at,
             moderation: m.moderation.into(),
-            attachments: Vec::new(),
+            attachments: m.attachments.into_iter().map(Into::into).collect(),
             statuses,
             reactions: Vec::new(),
             mentions: m.mentions.iter().map(|u| u.as_uuid()).collect(),
@@ -373,7 +419,8 @@ pub struct UpdateParticipantRequest {
 
 #[derive(Debug, Clone, Object)]
 pub struct SendMessageRequest {
-    /// 1–4000 characters.
+    /// 1–4000 characters (may be empty when `attachments` are given).
+    #[oai(default)]
     pub text: Text,
     /// Your idempotency key (1–64 printable ASCII): a retry with the same key returns the
     /// original message instead of sending twice.

@@ -7,8 +7,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{ConversationId, MessageId, UserId};
-use crate::model::{Conversation, Message, Participant, Role};
+use crate::ids::{AttachmentId, ConversationId, MessageId, UserId};
+use crate::model::{Attachment, Conversation, Message, Participant, Role};
 
 /// What happened, with its data. Adjacently tagged: `{"type": …, "data": {…}}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -37,6 +37,12 @@ pub enum EventPayload {
     /// Hidden by a moderator: clients of non-moderators remove it.
     #[serde(rename = "message.hidden")]
     MessageHidden { message_id: MessageId, seq: i64, moderator_id: UserId },
+    /// An upload was processed and can be sent.
+    #[serde(rename = "attachment.ready")]
+    AttachmentReady { attachment: Attachment },
+    /// An upload was refused (disallowed type, unreadable); its bytes are gone.
+    #[serde(rename = "attachment.rejected")]
+    AttachmentRejected { attachment_id: AttachmentId, uploader_id: Option<UserId>, reason: String },
     #[serde(rename = "participant.joined")]
     ParticipantJoined { participant: Participant },
     #[serde(rename = "participant.left")]
@@ -73,6 +79,8 @@ impl EventPayload {
             EventPayload::MessageFlagged { .. } => "message.flagged",
             EventPayload::MessageApproved { .. } => "message.approved",
             EventPayload::MessageHidden { .. } => "message.hidden",
+            EventPayload::AttachmentReady { .. } => "attachment.ready",
+            EventPayload::AttachmentRejected { .. } => "attachment.rejected",
             EventPayload::ParticipantJoined { .. } => "participant.joined",
             EventPayload::ParticipantLeft { .. } => "participant.left",
             EventPayload::ParticipantRoleChanged { .. } => "participant.role_changed",

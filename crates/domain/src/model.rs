@@ -9,7 +9,7 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{ConversationId, MessageId, UserId};
+use crate::ids::{AttachmentId, ConversationId, MessageId, UserId};
 
 /// Declares a string-valued enum with its wire names and, optionally, accepted aliases.
 macro_rules! wire_enum {
@@ -93,6 +93,11 @@ wire_enum! {
 wire_enum! {
     /// Moderation state of a message. Hidden messages are seen by moderators only.
     ModerationState { Visible = "visible", Flagged = "flagged", Hidden = "hidden" }
+}
+
+wire_enum! {
+    /// Processing state of an uploaded file.
+    AttachmentState { Pending = "pending", Ready = "ready", Rejected = "rejected" }
 }
 
 wire_enum! {
@@ -233,6 +238,44 @@ pub struct Message {
     #[serde(default)]
     #[cfg_attr(feature = "sqlx", sqlx(skip))]
     pub mentions: Vec<UserId>,
+    /// Files sent with the message (filled by the store where it is needed).
+    #[serde(default)]
+    #[cfg_attr(feature = "sqlx", sqlx(skip))]
+    pub attachments: Vec<Attachment>,
+}
+
+/// An uploaded file. Its content type is sniffed from the bytes, never taken from the
+/// client; it can be sent with a message once `ready`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "sqlx", derive(sqlx::FromRow))]
+pub struct Attachment {
+    pub id: AttachmentId,
+    pub conversation_id: ConversationId,
+    pub message_id: Option<MessageId>,
+    pub uploader_id: Option<UserId>,
+    #[serde(skip)]
+    pub object_key: String,
+    pub file_name: String,
+    /// Sniffed from the bytes once processed.
+    pub content_type: Option<String>,
+    pub declared_type: Option<String>,
+    pub size_bytes: i64,
+    pub sha256: Option<String>,
+    pub width: Option<i32>,
+    pub height: Option<i32>,
+    #[serde(skip)]
+    pub thumbnail_key: Option<String>,
+    pub state: AttachmentState,
+    /// Why it was rejected.
+    pub error: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Attachment {
+    pub fn has_thumbnail(&self) -> bool {
+        self.thumbnail_key.is_some()
+    }
 }
 
 /// Reactions of one emoji on a message, as one viewer sees them.

@@ -141,6 +141,18 @@ pub fn flag_reason(raw: &str) -> Result<String, ValidationError> {
     Ok(value.to_owned())
 }
 
+/// An uploaded file's name: its last path component, 1–255 characters, no control
+/// characters. (Only shown to people; never used as a storage key.)
+pub fn file_name(raw: &str) -> Result<String, ValidationError> {
+    let base = raw.rsplit(['/', '\\']).next().unwrap_or_default().trim();
+    char_len_between("file_name", base, 1, 255)?;
+    no_control_chars("file_name", base, false)?;
+    if base == "." || base == ".." {
+        return Err(ValidationError::new("file_name", "is not a file name"));
+    }
+    Ok(base.to_owned())
+}
+
 /// A search query: 1–200 characters.
 pub fn search_query(raw: &str) -> Result<String, ValidationError> {
     let value = raw.trim();

@@ -23,6 +23,9 @@ pub enum ServiceError {
     /// The request conflicts with the current state. (409)
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    /// The upload is larger than allowed; nothing was kept. (413)
+    #[error("the file is larger than {limit} bytes")]
+    TooLarge { limit: u64 },
     /// A dependency (PostgreSQL) is down; retrying later may succeed. (503)
     #[error("service temporarily unavailable")]
     Unavailable,
@@ -45,6 +48,7 @@ impl ServiceError {
             ServiceError::NotFound(_) => "not_found",
             ServiceError::Forbidden(_) => "forbidden",
             ServiceError::Conflict { code, .. } => code,
+            ServiceError::TooLarge { .. } => "payload_too_large",
             ServiceError::Unavailable => "unavailable",
             ServiceError::Internal(_) => "internal",
         }
@@ -79,6 +83,11 @@ impl From<chat_store::messages::InsertError> for ServiceError {
             InsertError::ReplyNotFound => {
                 ValidationError::new("reply_to", "is not a message of this conversation").into()
             }
+            InsertError::AttachmentUnavailable => ValidationError::new(
+                "attachments",
+                "each attachment must be a ready file you uploaded to this conversation and not sent yet",
+            )
+            .into(),
             InsertError::Store(e) => e.into(),
         }
     }

@@ -14,6 +14,7 @@
 //! [`messages`], [`channels`] (reactions, pins, threads, moderation, search); [`ServiceError`] is the one error type, mapped to HTTP and WebSocket
 //! errors by the adapters.
 
+pub mod attachments;
 pub mod auth;
 pub mod channels;
 pub mod conversations;
@@ -49,7 +50,17 @@ pub struct ChatService {
     store: Store,
     bus: Bus,
     keys: TokenKeys,
+    files: Files,
     stats: Arc<Stats>,
+}
+
+/// Object storage and the job queues, for files.
+#[derive(Clone)]
+pub struct Files {
+    pub storage: chat_storage::Storage,
+    pub jobs: chat_jobs::Jobs,
+    /// Largest upload accepted, in bytes.
+    pub max_upload_bytes: u64,
 }
 
 /// Counters for metrics.
@@ -61,8 +72,8 @@ pub struct Stats {
 }
 
 impl ChatService {
-    pub fn new(store: Store, bus: Bus, keys: TokenKeys) -> Self {
-        Self { store, bus, keys, stats: Arc::default() }
+    pub fn new(store: Store, bus: Bus, keys: TokenKeys, files: Files) -> Self {
+        Self { store, bus, keys, files, stats: Arc::default() }
     }
 
     pub fn store(&self) -> &Store {

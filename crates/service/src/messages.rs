@@ -50,17 +50,23 @@ impl ChatService {
         conversation: ConversationId,
         request: SendMessage,
     ) -> Result<Sent, ServiceError> {
-        let text = validate::message_text("text", &request.text)?;
+        // A message with files may have no text.
+        let text = if request.attachments.is_empty() || !request.text.trim().is_empty() {
+            validate::message_text("text", &request.text)?
+        } else {
+            String::new()
+        };
         let client_msg_id = request.client_msg_id.as_deref().map(validate::client_msg_id).transpose()?;
-        if !request.attachments.is_empty() {
-            // Attachments arrive with the object-storage work; until then none can be ready.
-            return Err(ValidationError::new("attachments", "unknown or unprocessed attachment").into());
+        if request.attachments.len() > 10 {
+            return Err(ValidationError::new("attachments", "at most 10 files per message").into());
         }
+        let kind = self.kind_for(caller, conversation, &request.attachments).await?;
         let new = NewMessage {
             id: MessageId::new(),
             conversation_id: conversation,
             sender_id: caller.user_id,
-            kind: MessageKind::Text,
+            kind,
+            attachments: request.attachments.clone(),
             mentions: validate::mentioned_usernames(&text),
             text,
             client_msg_id,
@@ -81,6 +87,34 @@ impl ChatService {
                 "this client_msg_id was already used for a message in another conversation",
             )),
         }
+    }
+
+    /// The kind of a message with these attachments: `text` without, `image` when all are
+    /// images, `file` otherwise. Checks each is a ready upload of the caller's here (the
+    /// insert checks again, atomically).
+    async fn kind_for(
+        &self,
+        caller: &Caller,
+        conversation: ConversationId,
+        attachments: &[chat_domain::AttachmentId],
+    ) -> Result<MessageKind, ServiceError> {
+        if attachments.is_empty() {
+            return Ok(MessageKind::Text);
+        }
+        let unavailable = || ValidationError::new("attachments", "unknown, unprocessed or already sent attachment");
+        let mut all_images = true;
+        for id in attachments {
+            let a = self.store.attachment(*id).await?.ok_or_else(unavailable)?;
+            let usable = a.conversation_id == conversation
+                && a.uploader_id == Some(caller.user_id)
+                && a.state == chat_domain::AttachmentState::Ready
+                && a.message_id.is_none();
+            if !usable {
+                return Err(unavailable().into());
+            }
+            all_images &= a.content_type.as_deref().is_some_and(|t| t.starts_with("image/"));
+        }
+        Ok(if all_images { MessageKind::Image } else { MessageKind::File })
     }
 
     /// A page of history, with the conversation's participants (from which each
@@ -112,6 +146,7 @@ impl ChatService {
         query.include_hidden = me.role.can_moderate();
         let mut page = self.store.history(conversation, &query).await?;
         self.store.load_mentions(&mut page.messages).await?;
+        self.store.load_attachments(&mut page.messages).await?;
         Ok((page, participants))
     }
 

@@ -41,6 +41,11 @@ pub struct ServiceSettings {
     /// Lifetime of refresh tokens (and sessions), in seconds.
     #[arg(long, env = "CHAT_REFRESH_TOKEN_TTL_SECS", default_value_t = 30 * 24 * 3600)]
     pub refresh_token_ttl_secs: u64,
+    /// Largest attachment accepted, in bytes.
+    #[arg(long, env = "CHAT_MAX_UPLOAD_BYTES", default_value_t = 25 * 1024 * 1024)]
+    pub max_upload_bytes: u64,
+    #[command(flatten)]
+    pub storage: chat_storage::StorageSettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +56,8 @@ pub enum SettingsError {
     Store(#[from] chat_store::StoreError),
     #[error("REDIS_URL: {0}")]
     Bus(#[from] chat_bus::BusError),
+    #[error("storage: {0}")]
+    Storage(#[from] chat_storage::StorageError),
 }
 
 impl ServiceSettings {
@@ -85,7 +92,12 @@ impl ServiceSettings {
         let keys = self.token_keys()?;
         let store = self.store()?;
         let bus = Bus::connect(self.bus_config())?;
-        Ok(ChatService::new(store, bus, keys))
+        let files = crate::Files {
+            storage: chat_storage::Storage::from_settings(&self.storage)?,
+            jobs: chat_jobs::Jobs::new(&self.redis_url, &self.redis_prefix),
+            max_upload_bytes: self.max_upload_bytes,
+        };
+        Ok(ChatService::new(store, bus, keys, files))
     }
 }
 

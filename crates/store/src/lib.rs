@@ -18,6 +18,7 @@
 //!
 //! The store checks no permissions: that is the service layer's job.
 
+pub mod attachments;
 pub mod conversations;
 mod error;
 pub mod messages;

@@ -22,6 +22,8 @@ pub struct NewMessage {
     pub reply_to: Option<MessageId>,
     /// Usernames mentioned with `@`; those who are participants are recorded.
     pub mentions: Vec<String>,
+    /// Ready attachments the sender uploaded to this conversation and has not sent yet.
+    pub attachments: Vec<chat_domain::AttachmentId>,
 }
 
 /// What an insert did.
@@ -42,6 +44,10 @@ pub enum InsertError {
     /// `reply_to` names no message of this conversation.
     #[error("reply_to is not a message of this conversation")]
     ReplyNotFound,
+    /// An attachment is unknown, not ready, someone else's, of another conversation, or
+    /// already sent.
+    #[error("attachment not available")]
+    AttachmentUnavailable,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -145,6 +151,26 @@ impl Store {
                     .bind(new.sender_id)
                     .fetch_all(&mut *tx)
                     .await?;
+                }
+                if !new.attachments.is_empty() {
+                    let ids: Vec<uuid::Uuid> = new.attachments.iter().map(|a| a.as_uuid()).collect();
+                    message.attachments = sqlx::query_as::<_, chat_domain::Attachment>(AssertSqlSafe(format!(
+                        "UPDATE attachments SET message_id = $1
+                          WHERE id = ANY($2) AND conversation_id = $3 AND uploader_id = $4
+                            AND state = 'ready' AND message_id IS NULL
+                          RETURNING {}",
+                        crate::attachments::ATTACHMENT_COLUMNS
+                    )))
+                    .bind(message.id)
+                    .bind(&ids)
+                    .bind(new.conversation_id)
+                    .bind(new.sender_id)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    if message.attachments.len() != ids.len() {
+                        // Rolled back with the seq when `tx` drops.
+                        return Err(InsertError::AttachmentUnavailable);
+                    }
                 }
                 tx.commit().await?;
                 Ok(Inserted::New(message))

@@ -1,5 +1,6 @@
 //! The operations of the REST API, one module per resource.
 
+pub mod attachments;
 pub mod auth;
 pub mod channels;
 pub mod conversations;

@@ -1,0 +1,123 @@
+//! Uploaded files' metadata (the bytes are in object storage).
+
+use chat_domain::{Attachment, AttachmentId, ConversationId, Message, MessageId, UserId};
+
+use crate::{Store, StoreError};
+
+pub(crate) const ATTACHMENT_COLUMNS: &str = "id, conversation_id, message_id, uploader_id, object_key, file_name, \
+     content_type, declared_type, size_bytes, sha256, width, height, thumbnail_key, state, error, created_at";
+
+/// A file just stored, to record.
+#[derive(Debug, Clone)]
+pub struct NewAttachment {
+    pub id: AttachmentId,
+    pub conversation_id: ConversationId,
+    pub uploader_id: UserId,
+    pub object_key: String,
+    pub file_name: String,
+    pub declared_type: Option<String>,
+    pub size_bytes: i64,
+}
+
+/// What processing found out about a file.
+#[derive(Debug, Clone)]
+pub struct Processed {
+    pub content_type: String,
+    pub sha256: String,
+    pub width: Option<i32>,
+    pub height: Option<i32>,
+    pub thumbnail_key: Option<String>,
+}
+
+impl Store {
+    pub async fn insert_attachment(&self, new: &NewAttachment) -> Result<Attachment, StoreError> {
+        Ok(sqlx::query_as::<_, Attachment>(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO attachments (id, conversation_id, uploader_id, object_key, file_name, declared_type, size_bytes)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             RETURNING {ATTACHMENT_COLUMNS}"
+        )))
+        .bind(new.id)
+        .bind(new.conversation_id)
+        .bind(new.uploader_id)
+        .bind(&new.object_key)
+        .bind(&new.file_name)
+        .bind(&new.declared_type)
+        .bind(new.size_bytes)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    pub async fn attachment(&self, id: AttachmentId) -> Result<Option<Attachment>, StoreError> {
+        Ok(sqlx::query_as::<_, Attachment>(sqlx::AssertSqlSafe(format!(
+            "SELECT {ATTACHMENT_COLUMNS} FROM attachments WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Marks a pending attachment ready. `None` if it was not pending (processed before).
+    pub async fn attachment_ready(&self, id: AttachmentId, p: &Processed) -> Result<Option<Attachment>, StoreError> {
+        Ok(sqlx::query_as::<_, Attachment>(sqlx::AssertSqlSafe(format!(
+            "UPDATE attachments SET state = 'ready', content_type = $2, sha256 = $3, width = $4, height = $5,
+                    thumbnail_key = $6, error = NULL
+              WHERE id = $1 AND state = 'pending'
+              RETURNING {ATTACHMENT_COLUMNS}"
+        )))
+        .bind(id)
+        .bind(&p.content_type)
+        .bind(&p.sha256)
+        .bind(p.width)
+        .bind(p.height)
+        .bind(&p.thumbnail_key)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Marks a pending attachment rejected. `None` if it was not pending.
+    pub async fn attachment_rejected(
+        &self,
+        id: AttachmentId,
+        content_type: Option<&str>,
+        reason: &str,
+    ) -> Result<Option<Attachment>, StoreError> {
+        Ok(sqlx::query_as::<_, Attachment>(sqlx::AssertSqlSafe(format!(
+            "UPDATE attachments SET state = 'rejected', content_type = $2, error = $3
+              WHERE id = $1 AND state = 'pending'
+              RETURNING {ATTACHMENT_COLUMNS}"
+        )))
+        .bind(id)
+        .bind(content_type)
+        .bind(reason)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Fills in the attachments of some messages.
+    pub async fn load_attachments(&self, messages: &mut [Message]) -> Result<(), StoreError> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<uuid::Uuid> = messages.iter().map(|m| m.id.as_uuid()).collect();
+        let rows = sqlx::query_as::<_, Attachment>(sqlx::AssertSqlSafe(format!(
+            "SELECT {ATTACHMENT_COLUMNS} FROM attachments WHERE message_id = ANY($1) ORDER BY created_at"
+        )))
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await?;
+        for a in rows {
+            if let Some(m) = messages.iter_mut().find(|m| Some(m.id) == a.message_id) {
+                m.attachments.push(a);
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a message carries attachments (kept for callers that only need a yes/no).
+    pub async fn message_has_attachments(&self, message: MessageId) -> Result<bool, StoreError> {
+        Ok(sqlx::query_scalar::<_, bool>("SELECT EXISTS (SELECT 1 FROM attachments WHERE message_id = $1)")
+            .bind(message)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+}
