@@ -169,6 +169,7 @@ pub fn problem_from_poem_error(err: poem::Error) -> Response {
         StatusCode::NOT_FOUND => "not_found",
         StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
         StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::LENGTH_REQUIRED => "length_required",
         StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
         s if s.is_server_error() => "internal",
         _ => "bad_request",

@@ -1,0 +1,56 @@
+//! `chat-worker`: runs background jobs (attachment processing) from the Redis queues.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "chat-worker", version, about = "The chat platform's background worker")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run jobs until Ctrl-C or SIGTERM (jobs in flight finish first).
+    Serve {
+        #[command(flatten)]
+        worker: chat_worker::WorkerSettings,
+        #[command(flatten)]
+        service: chat_service::ServiceSettings,
+        #[command(flatten)]
+        telemetry: chat_telemetry::TelemetryArgs,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Serve { worker, service, telemetry } => {
+            let _telemetry = chat_telemetry::init("chat-worker", &telemetry)?;
+            let chat = service.build().context("configuration")?;
+            tracing::info!(concurrency = worker.concurrency, "chat-worker running");
+            let handlers = chat_worker::Handlers { service: chat };
+            chat_jobs::run_workers(&service.redis_url, &service.redis_prefix, worker.concurrency, handlers, shutdown_signal())
+                .await?;
+            tracing::info!("chat-worker stopped");
+            Ok(())
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
