@@ -56,6 +56,7 @@ impl Gateway {
             .env("CHAT_BUS_SHARDS", settings.bus_shards.to_string())
             .env("CHAT_BUS_STREAM_MAXLEN", settings.bus_stream_maxlen.to_string())
             .env("CHAT_JWT_SECRET", &settings.jwt_secret)
+            .env("CHAT_STORAGE_DIR", &settings.storage.storage_dir)
             .env("CHAT_SHUTDOWN_GRACE_SECS", "3")
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
@@ -272,4 +273,57 @@ impl RedisServer {
         tokio::time::sleep(down).await;
         self.launch().await
     }
+}
+
+/// A `chat-worker` process on the same database, Redis prefix and storage as a test app.
+pub struct Worker {
+    child: Child,
+}
+
+impl Worker {
+    pub async fn spawn(settings: &ServiceSettings) -> anyhow::Result<Self> {
+        let mut cmd = Command::new(binary("chat-worker")?);
+        cmd.arg("serve")
+            .env("DATABASE_URL", &settings.database_url)
+            .env("CHAT_DB_MAX_CONNECTIONS", "5")
+            .env("REDIS_URL", &settings.redis_url)
+            .env("CHAT_REDIS_PREFIX", &settings.redis_prefix)
+            .env("CHAT_BUS_SHARDS", settings.bus_shards.to_string())
+            .env("CHAT_JWT_SECRET", &settings.jwt_secret)
+            .env("CHAT_STORAGE_DIR", &settings.storage.storage_dir)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        for (k, v) in s3_env(settings) {
+            cmd.env(k, v);
+        }
+        Ok(Self { child: cmd.spawn().context("starting chat-worker")? })
+    }
+
+    /// SIGKILL.
+    pub async fn kill(&mut self) {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+    }
+}
+
+/// The S3 settings of a test app, as the environment of a child process.
+pub fn s3_env(settings: &ServiceSettings) -> Vec<(&'static str, String)> {
+    let s = &settings.storage;
+    let mut out = Vec::new();
+    if let Some(b) = &s.s3_bucket {
+        out.push(("CHAT_S3_BUCKET", b.clone()));
+    }
+    if let Some(e) = &s.s3_endpoint {
+        out.push(("CHAT_S3_ENDPOINT", e.clone()));
+    }
+    if let Some(k) = &s.s3_access_key_id {
+        out.push(("CHAT_S3_ACCESS_KEY_ID", k.clone()));
+    }
+    if let Some(k) = &s.s3_secret_access_key {
+        out.push(("CHAT_S3_SECRET_ACCESS_KEY", k.clone()));
+    }
+    out
 }

@@ -30,7 +30,7 @@ async fn malformed_and_invalid_bodies_are_refused_without_effect() {
         (Method::POST, format!("{c}/messages/"), json!("{\"text\": "), 400, "bad_request"),
         (Method::POST, format!("{c}/messages/"), json!("not json at all"), 400, "bad_request"),
         (Method::POST, format!("{c}/messages/"), json!({"text": 42}), 400, "bad_request"),
-        (Method::POST, format!("{c}/messages/"), json!({}), 400, "bad_request"),
+        (Method::POST, format!("{c}/messages/"), json!({}), 422, "validation_failed"),
         (Method::POST, format!("{c}/messages/"), json!({"text": "x", "reply_to": "not-a-uuid"}), 400, "bad_request"),
         (Method::POST, format!("{c}/read"), json!({"seq": "three"}), 400, "bad_request"),
         (Method::POST, format!("{c}/participants/"), json!({"user_id": "nope"}), 400, "bad_request"),

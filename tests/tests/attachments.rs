@@ -1,0 +1,179 @@
+//! Attachments end to end: upload through `chat-api`, processing by a real `chat-worker`
+//! process, thumbnails, sending, downloads for participants only; refused types and
+//! oversized files leave nothing behind.
+
+use std::io::Cursor;
+use std::time::Duration;
+
+use chat_tests::fleet::Worker;
+use chat_tests::{TestApp, TestUser};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+fn png(w: u32, h: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, 90]));
+    let mut out = Cursor::new(Vec::new());
+    image::DynamicImage::ImageRgb8(img).write_to(&mut out, image::ImageFormat::Png).expect("png");
+    out.into_inner()
+}
+
+async fn upload(app: &TestApp, user: &TestUser, cid: Uuid, name: &str, declared: &str, bytes: Vec<u8>) -> reqwest::Response {
+    let part = reqwest::multipart::Part::bytes(bytes).file_name(name.to_owned()).mime_str(declared).expect("mime");
+    let form = reqwest::multipart::Form::new().part("file", part);
+    app.http
+        .post(format!("{}/api/chat/conversations/{cid}/attachments/", app.base))
+        .bearer_auth(&user.token)
+        .multipart(form)
+        .send()
+        .await
+        .expect("upload")
+}
+
+/// Polls an attachment until it leaves `pending`.
+async fn processed(app: &TestApp, user: &TestUser, id: &str) -> Value {
+    for _ in 0..200 {
+        let a = app.get(&format!("/api/chat/attachments/{id}"), user).await;
+        let body = a.ok(200).clone();
+        if body["state"] != "pending" {
+            return body;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("attachment {id} was not processed in time");
+}
+
+#[tokio::test]
+async fn an_image_is_processed_sent_and_downloaded_by_participants_only() {
+    let app = TestApp::spawn().await.expect("app");
+    let _worker = Worker::spawn(&app.settings).await.expect("worker");
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let eve = app.user("eve").await;
+    let cid = app.direct(&alice, &bob).await;
+    let image = png(640, 480);
+
+    // Declared as something else: the type is sniffed from the bytes.
+    let resp = upload(&app, &alice, cid, "../../holiday.png", "application/x-lies", image.clone()).await;
+    assert_eq!(resp.status().as_u16(), 201);
+    let created: Value = resp.json().await.expect("json");
+    assert_eq!(created["state"], "pending");
+    assert_eq!(created["file_name"], "holiday.png", "path parts are dropped");
+    let id = created["id"].as_str().expect("id").to_owned();
+
+    let ready = processed(&app, &alice, &id).await;
+    assert_eq!(ready["state"], "ready");
+    assert_eq!(ready["content_type"], "image/png");
+    assert_eq!(ready["declared_type"], "application/x-lies");
+    assert_eq!((ready["width"].clone(), ready["height"].clone()), (json!(640), json!(480)));
+    assert_eq!(ready["size"], image.len());
+    let expected_hash: String = {
+        use sha2::Digest;
+        sha2::Sha256::digest(&image).iter().map(|b| format!("{b:02x}")).collect()
+    };
+    assert_eq!(ready["sha256"], expected_hash);
+
+    // The thumbnail exists and is a small PNG.
+    let thumb = app
+        .http
+        .get(format!("{}{}", app.base, ready["thumbnail_url"].as_str().expect("thumbnail url")))
+        .bearer_auth(&bob.token)
+        .send()
+        .await
+        .expect("thumbnail");
+    assert_eq!(thumb.status().as_u16(), 200);
+    assert_eq!(thumb.headers()["content-type"], "image/png");
+    let t = image::load_from_memory(&thumb.bytes().await.expect("bytes")).expect("png thumbnail");
+    assert_eq!((t.width(), t.height()), (256, 192));
+
+    // Sent with a message: an image message carrying it.
+    let sent = app
+        .post(&format!("/api/chat/conversations/{cid}/messages/"), &alice, json!({"attachments": [id], "text": ""}))
+        .await;
+    let message = sent.ok(201).clone();
+    assert_eq!(message["kind"], "image");
+    assert_eq!(message["attachments"][0]["id"], id);
+    let page = app.get(&format!("/api/chat/conversations/{cid}/messages/"), &bob).await;
+    assert_eq!(page.ok(200)[0]["attachments"][0]["id"], id);
+    // It cannot be sent twice.
+    let again = app
+        .post(&format!("/api/chat/conversations/{cid}/messages/"), &alice, json!({"attachments": [id], "text": "again"}))
+        .await;
+    assert_eq!(again.problem(422), "validation_failed");
+
+    // Participants download the exact bytes; others get nothing.
+    let download = format!("{}/api/chat/attachments/{id}/download", app.base);
+    let got = app.http.get(&download).bearer_auth(&bob.token).send().await.expect("download");
+    assert_eq!(got.status().as_u16(), 200);
+    assert!(got.headers()["content-disposition"].to_str().expect("header").contains("holiday.png"));
+    assert_eq!(got.bytes().await.expect("bytes").to_vec(), image);
+    for path in [format!("/api/chat/attachments/{id}"), format!("/api/chat/attachments/{id}/download"), format!("/api/chat/attachments/{id}/thumbnail")] {
+        assert_eq!(app.get(&path, &eve).await.problem(404), "not_found", "{path}");
+    }
+    let outsider_upload = upload(&app, &eve, cid, "x.png", "image/png", png(8, 8)).await;
+    assert_eq!(outsider_upload.status().as_u16(), 404);
+}
+
+#[tokio::test]
+async fn disallowed_and_oversized_files_are_refused_and_leave_nothing() {
+    let app = TestApp::spawn().await.expect("app");
+    let _worker = Worker::spawn(&app.settings).await.expect("worker");
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let cid = app.direct(&alice, &bob).await;
+    let mut tail = app.bus_tail().await.expect("bus");
+
+    // A Windows executable claiming to be a PDF.
+    let mut exe = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00".to_vec();
+    exe.extend(std::iter::repeat_n(0u8, 4096));
+    let resp = upload(&app, &alice, cid, "invoice.pdf", "application/pdf", exe).await;
+    assert_eq!(resp.status().as_u16(), 201);
+    let id = resp.json::<Value>().await.expect("json")["id"].as_str().expect("id").to_owned();
+    let rejected = processed(&app, &alice, &id).await;
+    assert_eq!(rejected["state"], "rejected");
+    assert!(rejected["error"].as_str().expect("reason").contains("not allowed"));
+    let attachment_id: chat_domain::AttachmentId = id.parse().expect("id");
+    let row = app.service.store().attachment(attachment_id).await.expect("row").expect("exists");
+    assert!(!app.service.object_exists(&row.object_key).await.expect("head"), "the bytes are gone");
+    let events = tail
+        .until(Duration::from_secs(10), |d| chat_tests::types(d).contains(&"attachment.rejected"))
+        .await
+        .expect("event");
+    assert!(chat_tests::types(&events).contains(&"attachment.rejected"));
+    let download = app.get(&format!("/api/chat/attachments/{id}/download"), &alice).await;
+    assert_eq!(download.problem(409), "attachment_not_ready");
+    let send = app.post(&format!("/api/chat/conversations/{cid}/messages/"), &alice, json!({"attachments": [id]})).await;
+    assert_eq!(send.problem(422), "validation_failed");
+
+    // Over the limit (2 MiB in tests): 413 before anything is stored.
+    let before: i64 = sqlx::query_scalar("SELECT count(*) FROM attachments").fetch_one(app.service.store().pool()).await.expect("count");
+    let big = vec![b'a'; 3 * 1024 * 1024];
+    let resp = upload(&app, &alice, cid, "big.txt", "text/plain", big).await;
+    assert_eq!(resp.status().as_u16(), 413);
+    assert_eq!(resp.headers()["content-type"], "application/problem+json");
+    let after: i64 = sqlx::query_scalar("SELECT count(*) FROM attachments").fetch_one(app.service.store().pool()).await.expect("count");
+    assert_eq!(before, after);
+    let stored = walk(&app.settings.storage.storage_dir.join("attachments"));
+    assert_eq!(stored, 0, "no object was kept for the refused files");
+
+    // Without a file part, or with an empty file: clear errors.
+    let empty = upload(&app, &alice, cid, "empty.txt", "text/plain", Vec::new()).await;
+    assert_eq!(empty.status().as_u16(), 422);
+    let no_file = app
+        .http
+        .post(format!("{}/api/chat/conversations/{cid}/attachments/", app.base))
+        .bearer_auth(&alice.token)
+        .multipart(reqwest::multipart::Form::new().text("other", "x"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(no_file.status().as_u16(), 400);
+}
+
+/// Files under a directory, recursively.
+fn walk(dir: &std::path::Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .filter_map(Result::ok)
+        .map(|e| if e.path().is_dir() { walk(&e.path()) } else { 1 })
+        .sum()
+}
