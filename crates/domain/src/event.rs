@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{AttachmentId, ConversationId, MessageId, UserId};
-use crate::model::{Attachment, Conversation, Message, Participant, Role};
+use crate::model::{Attachment, Conversation, Export, Message, Participant, Role};
 
 /// What happened, with its data. Adjacently tagged: `{"type": …, "data": {…}}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -43,6 +43,9 @@ pub enum EventPayload {
     /// An upload was refused (disallowed type, unreadable); its bytes are gone.
     #[serde(rename = "attachment.rejected")]
     AttachmentRejected { attachment_id: AttachmentId, uploader_id: Option<UserId>, reason: String },
+    /// An export finished (or failed); `requested_by` is told.
+    #[serde(rename = "export.finished")]
+    ExportFinished { export: Export },
     #[serde(rename = "participant.joined")]
     ParticipantJoined { participant: Participant },
     #[serde(rename = "participant.left")]
@@ -81,6 +84,7 @@ impl EventPayload {
             EventPayload::MessageHidden { .. } => "message.hidden",
             EventPayload::AttachmentReady { .. } => "attachment.ready",
             EventPayload::AttachmentRejected { .. } => "attachment.rejected",
+            EventPayload::ExportFinished { .. } => "export.finished",
             EventPayload::ParticipantJoined { .. } => "participant.joined",
             EventPayload::ParticipantLeft { .. } => "participant.left",
             EventPayload::ParticipantRoleChanged { .. } => "participant.role_changed",

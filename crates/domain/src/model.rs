@@ -101,6 +101,16 @@ wire_enum! {
 }
 
 wire_enum! {
+    /// Format of a history export.
+    ExportFormat { Json = "json", Csv = "csv" }
+}
+
+wire_enum! {
+    /// State of a history export.
+    ExportState { Queued = "queued", Running = "running", Done = "done", Failed = "failed" }
+}
+
+wire_enum! {
     /// Review state of a flag.
     FlagState { Open = "open", Approved = "approved", Hidden = "hidden" }
 }
@@ -364,4 +374,42 @@ mod tests {
         assert!(!Role::Moderator.can_manage() && Role::Moderator.can_moderate());
         assert!(!Role::Member.can_moderate());
     }
+}
+
+/// A history export (seed 002: `RelatorioChatExport`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "sqlx", derive(sqlx::FromRow))]
+pub struct Export {
+    pub id: uuid::Uuid,
+    pub conversation_id: ConversationId,
+    pub requested_by: Option<UserId>,
+    pub format: ExportFormat,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    pub state: ExportState,
+    pub progress: i64,
+    pub total: Option<i64>,
+    pub attempts: i32,
+    #[serde(skip)]
+    pub object_key: Option<String>,
+    pub row_count: Option<i64>,
+    pub error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// One exported message, with seed 002's field names.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "sqlx", derive(sqlx::FromRow))]
+pub struct ExportRow {
+    pub id: MessageId,
+    /// The sender's username (`system` for system messages).
+    pub remetente: String,
+    pub tipo: MessageKind,
+    pub conteudo: String,
+    pub timestamp: DateTime<Utc>,
+    #[serde(skip)]
+    pub seq: i64,
 }

@@ -32,6 +32,13 @@ pub struct ProcessAttachment {
     pub traceparent: Option<String>,
 }
 
+/// Write a conversation's visible history to a JSON or CSV file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExportConversation {
+    pub export_id: uuid::Uuid,
+    pub traceparent: Option<String>,
+}
+
 /// How a handler failed.
 #[derive(Debug, thiserror::Error)]
 pub enum JobFailure {
@@ -49,6 +56,7 @@ pub const MAX_ATTEMPTS: usize = 5;
 /// The work, implemented by `chat-worker`.
 pub trait JobHandlers: Clone + Send + Sync + 'static {
     fn process_attachment(&self, job: ProcessAttachment, attempt: usize) -> impl Future<Output = Result<(), JobFailure>> + Send;
+    fn export_conversation(&self, job: ExportConversation, attempt: usize) -> impl Future<Output = Result<(), JobFailure>> + Send;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +95,17 @@ impl Jobs {
             .map_err(|e| JobsError::Unavailable(e.to_string()))
     }
 
+    /// Queues an export (once per export id).
+    pub async fn export_conversation(&self, job: ExportConversation) -> Result<(), JobsError> {
+        let mut storage: RedisStorage<ExportConversation> =
+            RedisStorage::new(self.connection().await?).with_config(config(&self.prefix, "exports"));
+        let id = TaskId::from_string(job.export_id.to_string());
+        storage
+            .push_task(TaskBuilder::new(job).task_id(id).build())
+            .await
+            .map_err(|e| JobsError::Unavailable(e.to_string()))
+    }
+
     /// Queues an attachment for processing (once per attachment id).
     pub async fn process_attachment(&self, job: ProcessAttachment) -> Result<(), JobsError> {
         let mut storage: RedisStorage<ProcessAttachment> =
@@ -99,18 +118,24 @@ impl Jobs {
     }
 }
 
-async fn attachment_job<H: JobHandlers>(
-    job: ProcessAttachment,
-    handlers: JobData<H>,
-    attempt: Attempt,
-) -> Result<(), BoxDynError> {
-    let n = attempt.current();
-    match handlers.process_attachment(job, n).await {
+/// Maps a handler's result to apalis: retry transient failures up to [`MAX_ATTEMPTS`].
+fn outcome(result: Result<(), JobFailure>, attempt: usize) -> Result<(), BoxDynError> {
+    match result {
         Ok(()) => Ok(()),
         Err(e @ JobFailure::Permanent(_)) => Err(AbortError::new(e).into()),
-        Err(e) if n >= MAX_ATTEMPTS => Err(AbortError::new(e).into()),
+        Err(e) if attempt >= MAX_ATTEMPTS => Err(AbortError::new(e).into()),
         Err(e) => Err(e.into()),
     }
+}
+
+async fn attachment_job<H: JobHandlers>(job: ProcessAttachment, handlers: JobData<H>, attempt: Attempt) -> Result<(), BoxDynError> {
+    let n = attempt.current();
+    outcome(handlers.process_attachment(job, n).await, n)
+}
+
+async fn export_job<H: JobHandlers>(job: ExportConversation, handlers: JobData<H>, attempt: Attempt) -> Result<(), BoxDynError> {
+    let n = attempt.current();
+    outcome(handlers.export_conversation(job, n).await, n)
 }
 
 /// Runs the workers of every queue until `shutdown` resolves; in-flight jobs finish
@@ -124,7 +149,8 @@ pub async fn run_workers<H: JobHandlers>(
 ) -> Result<(), JobsError> {
     let connection = apalis_redis::connect(redis_url).await.map_err(|e| JobsError::Unavailable(e.to_string()))?;
     let attachments: RedisStorage<ProcessAttachment> =
-        RedisStorage::new(connection).with_config(config(prefix, "attachments"));
+        RedisStorage::new(connection.clone()).with_config(config(prefix, "attachments"));
+    let exports: RedisStorage<ExportConversation> = RedisStorage::new(connection).with_config(config(prefix, "exports"));
     // Worker names must be unique per process (a restarted process gets a new one).
     let instance = format!(
         "{}-{}",
@@ -134,6 +160,7 @@ pub async fn run_workers<H: JobHandlers>(
     let backoff = ExponentialBackoffMaker::new(Duration::from_millis(200), Duration::from_secs(10), 0.2, HasherRng::default())
         .map_err(|e| JobsError::Unavailable(e.to_string()))?
         .make_backoff();
+    let (handlers_exports, instance_exports) = (handlers.clone(), instance.clone());
     let stopping = Arc::new(AtomicBool::new(false));
     let flag = stopping.clone();
     Monitor::new()
@@ -147,6 +174,21 @@ pub async fn run_workers<H: JobHandlers>(
                 .enable_tracing()
                 .data(handlers.clone())
                 .build(attachment_job::<H>)
+        })
+        .register({
+            let handlers = handlers_exports;
+            let instance = instance_exports;
+            move |_restarts| {
+                WorkerBuilder::new(format!("exports-{instance}"))
+                    .backend(exports.clone().poll_with_interval(Duration::from_millis(100)))
+                    // Exports are long and memory-bounded; run them one or two at a time.
+                    .concurrency(2)
+                    .catch_panic()
+                    .timeout(Duration::from_secs(3600))
+                    .enable_tracing()
+                    .data(handlers.clone())
+                    .build(export_job::<H>)
+            }
         })
         .shutdown_timeout(Duration::from_secs(30))
         .run_with_signal(async move {

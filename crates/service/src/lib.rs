@@ -18,6 +18,7 @@ pub mod attachments;
 pub mod auth;
 pub mod channels;
 pub mod conversations;
+pub mod exports;
 mod error;
 pub mod messages;
 pub mod participants;

@@ -77,6 +77,38 @@ pub struct Storage {
     url_ttl: Duration,
 }
 
+/// Streams one object in parts, with back-pressure (a few parts in flight at most).
+pub struct ObjectWriter {
+    inner: WriteMultipart,
+    size: u64,
+}
+
+impl ObjectWriter {
+    pub async fn write(&mut self, bytes: Bytes) -> Result<(), StorageError> {
+        self.inner.wait_for_capacity(4).await?;
+        self.size += bytes.len() as u64;
+        self.inner.put(bytes);
+        Ok(())
+    }
+
+    /// Bytes written so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Completes the object; returns its size.
+    pub async fn finish(self) -> Result<u64, StorageError> {
+        let size = self.size;
+        self.inner.finish().await?;
+        Ok(size)
+    }
+
+    /// Gives up; nothing is left behind.
+    pub async fn abort(self) {
+        let _ = self.inner.abort().await;
+    }
+}
+
 /// A new object key under `kind` (e.g. `attachments`), partitioned by month.
 pub fn new_key(kind: &str) -> String {
     let now = chrono::Utc::now();
@@ -122,29 +154,29 @@ impl Storage {
     where
         S: Stream<Item = Result<Bytes, std::io::Error>> + Unpin + Send,
     {
-        let path = Path::from(key);
-        let upload = self.store.put_multipart(&path).await?;
-        let mut writer = WriteMultipart::new_with_chunk_size(upload, 5 * 1024 * 1024);
-        let mut size: u64 = 0;
+        let mut writer = self.writer(key).await?;
         while let Some(chunk) = body.next().await {
             let chunk = match chunk {
                 Ok(c) => c,
                 Err(e) => {
-                    let _ = writer.abort().await;
+                    writer.abort().await;
                     return Err(StorageError::Upload(e));
                 }
             };
-            size += chunk.len() as u64;
-            if size > limit {
-                let _ = writer.abort().await;
+            if writer.size + chunk.len() as u64 > limit {
+                writer.abort().await;
                 return Err(StorageError::TooLarge { limit });
             }
-            // Back-pressure: at most a few parts in flight.
-            writer.wait_for_capacity(4).await?;
-            writer.put(chunk);
+            writer.write(chunk).await?;
         }
-        writer.finish().await?;
-        Ok(size)
+        writer.finish().await
+    }
+
+    /// A writer that streams an object in parts; nothing is visible under `key` until
+    /// [`ObjectWriter::finish`].
+    pub async fn writer(&self, key: &str) -> Result<ObjectWriter, StorageError> {
+        let upload = self.store.put_multipart(&Path::from(key)).await?;
+        Ok(ObjectWriter { inner: WriteMultipart::new_with_chunk_size(upload, 5 * 1024 * 1024), size: 0 })
     }
 
     /// Writes a small object at once (thumbnails).

@@ -20,6 +20,7 @@
 
 pub mod attachments;
 pub mod conversations;
+pub mod exports;
 mod error;
 pub mod messages;
 pub mod moderation;

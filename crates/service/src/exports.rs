@@ -1,0 +1,102 @@
+//! History exports: requested by a participant, written by a worker, downloaded by
+//! participants.
+
+use chrono::{DateTime, Utc};
+use chat_domain::{ConversationId, EventPayload, Export, ExportFormat, ExportRow, ExportState, ValidationError};
+use chat_jobs::ExportConversation;
+
+use crate::attachments::Download;
+use crate::{Caller, ChatService, ServiceError};
+
+impl ChatService {
+    /// Queues an export of the conversation's visible messages (optionally within a time
+    /// window). Any participant.
+    pub async fn request_export(
+        &self,
+        caller: &Caller,
+        conversation: ConversationId,
+        format: ExportFormat,
+        since: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
+    ) -> Result<Export, ServiceError> {
+        if let (Some(s), Some(u)) = (since, until)
+            && s > u
+        {
+            return Err(ValidationError::new("since", "must not be after until").into());
+        }
+        self.membership(caller, conversation).await?;
+        let export = self.store.insert_export(conversation, caller.user_id, format, since, until).await?;
+        let job = ExportConversation { export_id: export.id, traceparent: None };
+        if let Err(e) = self.files.jobs.export_conversation(job).await {
+            self.store.fail_export(export.id, "the job queue is unavailable; request the export again").await?;
+            tracing::warn!(error = %e, export = %export.id, "export not queued");
+            return Err(ServiceError::Unavailable);
+        }
+        Ok(export)
+    }
+
+    /// An export's state and progress (participants of its conversation).
+    pub async fn export(&self, caller: &Caller, conversation: ConversationId, id: uuid::Uuid) -> Result<Export, ServiceError> {
+        self.membership(caller, conversation).await?;
+        self.store
+            .export(id)
+            .await?
+            .filter(|e| e.conversation_id == conversation)
+            .ok_or(ServiceError::NotFound("export"))
+    }
+
+    /// A finished export's file.
+    pub async fn download_export(
+        &self,
+        caller: &Caller,
+        conversation: ConversationId,
+        id: uuid::Uuid,
+    ) -> Result<(Export, Download), ServiceError> {
+        let export = self.export(caller, conversation, id).await?;
+        let key = match (&export.state, &export.object_key) {
+            (ExportState::Done, Some(key)) => key.clone(),
+            _ => return Err(ServiceError::conflict("export_not_ready", "the export has not finished")),
+        };
+        if let Some(url) = self.files.storage.download_url(&key).await? {
+            return Ok((export, Download::Url(url)));
+        }
+        let (size, body) = self.files.storage.get_stream(&key).await?;
+        Ok((export, Download::Stream { size, body }))
+    }
+
+    /// For the worker: (re)starts an export. `None` when it is already done.
+    pub async fn start_export(&self, id: uuid::Uuid) -> Result<Option<Export>, ServiceError> {
+        Ok(self.store.start_export(id).await?)
+    }
+
+    /// For the worker: the next page of rows after `after_seq`.
+    pub async fn export_rows(&self, export: &Export, after_seq: i64, limit: i64) -> Result<Vec<ExportRow>, ServiceError> {
+        Ok(self.store.export_rows(export, after_seq, limit).await?)
+    }
+
+    /// For the worker: records progress.
+    pub async fn export_progress(&self, id: uuid::Uuid, progress: i64) -> Result<(), ServiceError> {
+        Ok(self.store.export_progress(id, progress).await?)
+    }
+
+    /// For the worker: a writer for an export's file.
+    pub async fn export_writer(&self, key: &str) -> Result<chat_storage::ObjectWriter, ServiceError> {
+        Ok(self.files.storage.writer(key).await?)
+    }
+
+    /// For the worker: marks an export done and tells its conversation (the requester
+    /// is named in the event).
+    pub async fn export_finished(&self, id: uuid::Uuid, key: &str, rows: i64) -> Result<(), ServiceError> {
+        let export = self.store.finish_export(id, key, rows).await?;
+        self.publish(export.conversation_id, export.requested_by, EventPayload::ExportFinished { export }).await;
+        Ok(())
+    }
+
+    /// For the worker: marks an export failed for good and says so.
+    pub async fn export_failed(&self, id: uuid::Uuid, error: &str) -> Result<(), ServiceError> {
+        if let Some(export) = self.store.fail_export(id, error).await? {
+            self.publish(export.conversation_id, export.requested_by, EventPayload::ExportFinished { export }).await;
+        }
+        Ok(())
+    }
+}

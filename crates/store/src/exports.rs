@@ -1,0 +1,113 @@
+//! History exports.
+
+use chrono::{DateTime, Utc};
+use chat_domain::{ConversationId, Export, ExportFormat, ExportRow, UserId};
+
+use crate::{Store, StoreError};
+
+const EXPORT_COLUMNS: &str = "id, conversation_id, requested_by, format, since, until, state, progress, total, \
+     attempts, object_key, row_count, error, created_at, started_at, finished_at";
+
+impl Store {
+    pub async fn insert_export(
+        &self,
+        conversation: ConversationId,
+        by: UserId,
+        format: ExportFormat,
+        since: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
+    ) -> Result<Export, StoreError> {
+        Ok(sqlx::query_as::<_, Export>(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO exports (id, conversation_id, requested_by, format, since, until)
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING {EXPORT_COLUMNS}"
+        )))
+        .bind(uuid::Uuid::now_v7())
+        .bind(conversation)
+        .bind(by)
+        .bind(format)
+        .bind(since)
+        .bind(until)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    pub async fn export(&self, id: uuid::Uuid) -> Result<Option<Export>, StoreError> {
+        Ok(sqlx::query_as::<_, Export>(sqlx::AssertSqlSafe(format!("SELECT {EXPORT_COLUMNS} FROM exports WHERE id = $1")))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    /// Starts (or restarts, after a crash) an export: running, progress 0, the total
+    /// counted now. `None` if it is already done.
+    pub async fn start_export(&self, id: uuid::Uuid) -> Result<Option<Export>, StoreError> {
+        Ok(sqlx::query_as::<_, Export>(sqlx::AssertSqlSafe(format!(
+            "UPDATE exports e SET state = 'running', progress = 0, attempts = attempts + 1,
+                    started_at = now(), error = NULL,
+                    total = (SELECT count(*) FROM messages m
+                              WHERE m.conversation_id = e.conversation_id AND m.moderation <> 'hidden'
+                                AND m.deleted_at IS NULL
+                                AND m.created_at >= COALESCE(e.since, '-infinity')
+                                AND m.created_at <= COALESCE(e.until, 'infinity'))
+              WHERE id = $1 AND state IN ('queued', 'running', 'failed')
+              RETURNING {EXPORT_COLUMNS}"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    pub async fn export_progress(&self, id: uuid::Uuid, progress: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE exports SET progress = $2 WHERE id = $1 AND state = 'running'")
+            .bind(id)
+            .bind(progress)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn finish_export(&self, id: uuid::Uuid, key: &str, rows: i64) -> Result<Export, StoreError> {
+        sqlx::query_as::<_, Export>(sqlx::AssertSqlSafe(format!(
+            "UPDATE exports SET state = 'done', object_key = $2, row_count = $3, progress = $3, finished_at = now()
+              WHERE id = $1 RETURNING {EXPORT_COLUMNS}"
+        )))
+        .bind(id)
+        .bind(key)
+        .bind(rows)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound)
+    }
+
+    pub async fn fail_export(&self, id: uuid::Uuid, error: &str) -> Result<Option<Export>, StoreError> {
+        Ok(sqlx::query_as::<_, Export>(sqlx::AssertSqlSafe(format!(
+            "UPDATE exports SET state = 'failed', error = $2, finished_at = now()
+              WHERE id = $1 AND state <> 'done' RETURNING {EXPORT_COLUMNS}"
+        )))
+        .bind(id)
+        .bind(error)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// The next page of an export's rows after `after_seq`: visible (not hidden, not
+    /// deleted) messages in the export's window, in seq order.
+    pub async fn export_rows(&self, export: &Export, after_seq: i64, limit: i64) -> Result<Vec<ExportRow>, StoreError> {
+        Ok(sqlx::query_as::<_, ExportRow>(
+            "SELECT m.id, COALESCE(u.username, 'system') AS remetente, m.kind AS tipo, m.text AS conteudo,
+                    m.created_at AS timestamp, m.seq
+               FROM messages m LEFT JOIN users u ON u.id = m.sender_id
+              WHERE m.conversation_id = $1 AND m.seq > $2
+                AND m.moderation <> 'hidden' AND m.deleted_at IS NULL
+                AND m.created_at >= COALESCE($3, '-infinity') AND m.created_at <= COALESCE($4, 'infinity')
+              ORDER BY m.seq LIMIT $5",
+        )
+        .bind(export.conversation_id)
+        .bind(after_seq)
+        .bind(export.since)
+        .bind(export.until)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}
