@@ -307,6 +307,12 @@ impl Worker {
         let _ = self.child.start_kill();
         let _ = self.child.wait().await;
     }
+
+    /// Peak resident memory so far, in KiB (`VmHWM`).
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()?)).ok()?;
+        status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+    }
 }
 
 /// The S3 settings of a test app, as the environment of a child process.

@@ -29,8 +29,9 @@ use poem_openapi::OpenApiService;
 use routes::attachments::AttachmentsApi;
 use routes::auth::{AuthApi, UsersApi};
 use routes::channels::ChannelsApi;
-use routes::seed::SeedApi;
+use routes::seed::{SeedApi, SeedExportApi};
 use routes::conversations::ConversationsApi;
+use routes::exports::ExportsApi;
 use routes::health::HealthApi;
 use routes::messages::MessagesApi;
 
@@ -51,10 +52,10 @@ pub struct ApiSettings {
     pub shutdown_grace_secs: u64,
 }
 
-type Apis = (AuthApi, UsersApi, ConversationsApi, MessagesApi, AttachmentsApi, ChannelsApi, SeedApi, HealthApi);
+type Apis = (AuthApi, UsersApi, ConversationsApi, MessagesApi, AttachmentsApi, ExportsApi, ChannelsApi, SeedApi, SeedExportApi, HealthApi);
 
 fn openapi_service() -> OpenApiService<Apis, ()> {
-    OpenApiService::new((AuthApi, UsersApi, ConversationsApi, MessagesApi, AttachmentsApi, ChannelsApi, SeedApi, HealthApi), "Chat API", env!("CARGO_PKG_VERSION"))
+    OpenApiService::new((AuthApi, UsersApi, ConversationsApi, MessagesApi, AttachmentsApi, ExportsApi, ChannelsApi, SeedApi, SeedExportApi, HealthApi), "Chat API", env!("CARGO_PKG_VERSION"))
         .description(
             "REST API of the chat platform: accounts, conversations (direct and group), \
              participants with roles, messages with dense per-conversation `seq`, statuses and \

@@ -589,3 +589,69 @@ pub struct SearchHit {
     /// Relevance; higher is better.
     pub rank: f32,
 }
+
+api_enum!(
+    /// Export file format.
+    ExportFormat from ExportFormat { Json, Csv }
+);
+api_enum!(
+    /// Export state: `queued` → `running` → `done` (or `failed`).
+    ExportState from ExportState { Queued, Running, Done, Failed }
+);
+
+/// A history export (seed 002: `RelatorioChatExport`).
+#[derive(Debug, Clone, Object)]
+pub struct Export {
+    pub id: Uuid,
+    pub conversation_id: Uuid,
+    pub requested_by: Option<Uuid>,
+    pub format: ExportFormat,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    pub state: ExportState,
+    /// Messages written so far.
+    pub progress: i64,
+    /// Messages the export will hold (known once it runs).
+    pub total: Option<i64>,
+    pub attempts: i32,
+    pub row_count: Option<i64>,
+    pub error: Option<String>,
+    /// Where participants download the file, once done.
+    pub download_url: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl From<domain::Export> for Export {
+    fn from(e: domain::Export) -> Self {
+        let done = e.state == domain::ExportState::Done;
+        Self {
+            download_url: done.then(|| format!("/api/chat/conversations/{}/exports/{}/download", e.conversation_id, e.id)),
+            id: e.id,
+            conversation_id: e.conversation_id.as_uuid(),
+            requested_by: e.requested_by.map(|u| u.as_uuid()),
+            format: e.format.into(),
+            since: e.since,
+            until: e.until,
+            state: e.state.into(),
+            progress: e.progress,
+            total: e.total,
+            attempts: e.attempts,
+            row_count: e.row_count,
+            error: e.error,
+            created_at: e.created_at,
+            started_at: e.started_at,
+            finished_at: e.finished_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct ExportRequest {
+    pub format: ExportFormat,
+    /// Only messages created at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Only messages created at or before this time.
+    pub until: Option<DateTime<Utc>>,
+}

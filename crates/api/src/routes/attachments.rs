@@ -103,19 +103,24 @@ impl AttachmentsApi {
 async fn serve(svc: &ChatService, auth: &BearerAuth, id: Uuid, thumbnail: bool) -> Result<FileDownload, ApiError> {
     let caller = auth.caller(svc).await?;
     let (attachment, download) = svc.download_attachment(&caller, AttachmentId::from(id), thumbnail).await?;
-    Ok(match download {
+    let content_type = if thumbnail {
+        "image/png".to_owned()
+    } else {
+        attachment.content_type.clone().unwrap_or_else(|| "application/octet-stream".into())
+    };
+    // Quotes and control characters cannot reach the header: file names are validated
+    // at upload, and quotes are replaced here.
+    let name = attachment.file_name.replace('"', "'");
+    let disposition = if thumbnail { "inline".to_owned() } else { format!("attachment; filename=\"{name}\"") };
+    Ok(file_response(download, content_type, disposition))
+}
+
+/// The bytes (streamed) or a redirect to a signed URL.
+pub fn file_response(download: Download, content_type: String, disposition: String) -> FileDownload {
+    match download {
         Download::Url(url) => FileDownload::Redirect(url),
         Download::Stream { size, body } => {
-            let content_type = if thumbnail {
-                "image/png".to_owned()
-            } else {
-                attachment.content_type.clone().unwrap_or_else(|| "application/octet-stream".into())
-            };
-            // Quotes and control characters cannot reach the header: file names are
-            // validated at upload, and quotes are replaced here.
-            let name = attachment.file_name.replace('"', "'");
-            let disposition = if thumbnail { "inline".to_owned() } else { format!("attachment; filename=\"{name}\"") };
             FileDownload::Bytes(Binary(Body::from_bytes_stream(body)), content_type, disposition, size)
         }
-    })
+    }
 }

@@ -4,6 +4,7 @@ pub mod attachments;
 pub mod auth;
 pub mod channels;
 pub mod conversations;
+pub mod exports;
 pub mod health;
 pub mod messages;
 pub mod seed;

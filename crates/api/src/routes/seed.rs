@@ -165,6 +165,42 @@ impl SeedApi {
     }
 }
 
+#[derive(ApiResponse)]
+pub enum ExportQueued {
+    /// The `RelatorioChatExport` was created and queued.
+    #[oai(status = 202)]
+    Accepted(Json<crate::models::Export>),
+}
+
+#[OpenApi(tag = "Tag::Conversations")]
+impl SeedExportApi {
+    /// Seed 002: export a channel's history (`formato=csv|json`, optional `desde`/`ate`).
+    /// Creates the export and answers 202; see `/api/chat/conversations/{id}/exports/{export_id}`.
+    #[oai(path = "/api/chat/channels/:id/export/", method = "get", operation_id = "seed_export_channel")]
+    async fn export(
+        &self,
+        svc: Data<&ChatService>,
+        auth: BearerAuth,
+        id: Path<Uuid>,
+        formato: Query<Option<String>>,
+        desde: Query<Option<String>>,
+        ate: Query<Option<String>>,
+    ) -> Result<ExportQueued, ApiError> {
+        let caller = auth.caller(&svc).await?;
+        let format = match formato.0.as_deref().unwrap_or("json") {
+            "json" => chat_domain::ExportFormat::Json,
+            "csv" => chat_domain::ExportFormat::Csv,
+            _ => return Err(ServiceError::from(ValidationError::new("formato", "must be csv or json")).into()),
+        };
+        let since = desde.0.as_deref().map(|d| parse_timestamp("desde", d, false)).transpose().map_err(ServiceError::from)?;
+        let until = ate.0.as_deref().map(|d| parse_timestamp("ate", d, true)).transpose().map_err(ServiceError::from)?;
+        let export = svc.request_export(&caller, ConversationId::from(id.0), format, since, until).await?;
+        Ok(ExportQueued::Accepted(Json(export.into())))
+    }
+}
+
+pub struct SeedExportApi;
+
 #[cfg(test)]
 mod tests {
     use super::parse_timestamp;

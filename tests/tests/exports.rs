@@ -1,0 +1,120 @@
+//! Exports of a 100,000-message conversation by real worker processes: exactly the
+//! visible messages in both formats, bounded memory, and one correct file after the
+//! worker running it is killed.
+
+use std::time::Duration;
+
+use chat_tests::fleet::Worker;
+use chat_tests::{TestApp, TestUser};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+const TOTAL: i64 = 100_000;
+
+/// Fills a conversation with TOTAL messages straight in SQL: every 100th hidden, every
+/// 777th deleted, every 1000th starting like a spreadsheet formula. Returns the seqs
+/// that an export must contain.
+async fn fill(app: &TestApp, cid: Uuid, sender: &TestUser) -> Vec<i64> {
+    let pool = app.service.store().pool();
+    sqlx::query(
+        "INSERT INTO messages (id, conversation_id, seq, sender_id, kind, text, moderation, deleted_at, created_at)
+         SELECT gen_random_uuid(), $1, g, $2, 'text',
+                CASE WHEN g % 1000 = 0 THEN '=HYPERLINK(\"x\") ' || g ELSE 'message ' || g END,
+                CASE WHEN g % 100 = 0 THEN 'hidden' ELSE 'visible' END,
+                CASE WHEN g % 777 = 0 THEN now() END,
+                now() - make_interval(secs => $3 - g)
+           FROM generate_series(1, $3) AS g",
+    )
+    .bind(cid)
+    .bind(sender.id)
+    .bind(TOTAL)
+    .execute(pool)
+    .await
+    .expect("fill");
+    sqlx::query("UPDATE conversations SET last_seq = $2 WHERE id = $1").bind(cid).bind(TOTAL).execute(pool).await.expect("seq");
+    (1..=TOTAL).filter(|g| g % 100 != 0 && g % 777 != 0).collect()
+}
+
+async fn wait_export(app: &TestApp, user: &TestUser, cid: Uuid, id: &str, until: impl Fn(&Value) -> bool) -> Value {
+    for _ in 0..3000 {
+        let e = app.get(&format!("/api/chat/conversations/{cid}/exports/{id}"), user).await;
+        let body = e.ok(200).clone();
+        if until(&body) {
+            return body;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("export {id} did not get there in time");
+}
+
+async fn download(app: &TestApp, user: &TestUser, cid: Uuid, id: &str) -> Vec<u8> {
+    let resp = app
+        .http
+        .get(format!("{}/api/chat/conversations/{cid}/exports/{id}/download", app.base))
+        .bearer_auth(&user.token)
+        .send()
+        .await
+        .expect("download");
+    assert_eq!(resp.status().as_u16(), 200);
+    resp.bytes().await.expect("bytes").to_vec()
+}
+
+#[tokio::test]
+async fn a_killed_worker_s_export_is_retried_into_one_correct_file() {
+    let app = TestApp::spawn().await.expect("app");
+    let owner = app.user("owner").await;
+    let reader = app.user("reader").await;
+    let outsider = app.user("outsider").await;
+    let cid = app.group(&owner, &[&reader]).await;
+    let visible = fill(&app, cid, &owner).await;
+
+    // CSV through the seed-002 alias, with a worker that dies half-way.
+    let mut first = Worker::spawn(&app.settings).await.expect("worker");
+    let queued = app.get(&format!("/api/chat/channels/{cid}/export/?formato=csv"), &reader).await;
+    let export = queued.ok(202).clone();
+    assert_eq!(export["state"], "queued");
+    let id = export["id"].as_str().expect("id").to_owned();
+    let running = wait_export(&app, &reader, cid, &id, |e| e["state"] == "running" && e["progress"].as_i64().unwrap_or(0) > 0).await;
+    assert_eq!(running["total"], visible.len());
+    first.kill().await;
+    let second = Worker::spawn(&app.settings).await.expect("second worker");
+    let done = wait_export(&app, &reader, cid, &id, |e| e["state"] == "done").await;
+    assert!(done["attempts"].as_i64().expect("attempts") >= 2, "{done}");
+    assert_eq!(done["row_count"], visible.len());
+    let peak = second.peak_rss_kib().expect("rss");
+    eprintln!("peak RSS of the worker that ran the whole export: {peak} KiB");
+    assert!(peak < 200 * 1024, "worker memory is not bounded: {peak} KiB");
+
+    let csv = download(&app, &reader, cid, &id).await;
+    let mut rows = csv::Reader::from_reader(csv.as_slice());
+    assert_eq!(rows.headers().expect("header").iter().collect::<Vec<_>>(), ["id", "remetente", "tipo", "conteudo", "timestamp"]);
+    let records: Vec<csv::StringRecord> = rows.records().map(|r| r.expect("record")).collect();
+    assert_eq!(records.len(), visible.len(), "exactly the visible messages, once each");
+    let texts: Vec<&str> = records.iter().map(|r| &r[3]).collect();
+    let expected: Vec<String> = visible
+        .iter()
+        .map(|g| if g % 1000 == 0 { format!("'=HYPERLINK(\"x\") {g}") } else { format!("message {g}") })
+        .collect();
+    assert!(texts.iter().zip(&expected).all(|(a, b)| a == b), "rows out of order or not escaped");
+    assert!(records.iter().all(|r| &r[1] == owner.username.as_str() && &r[2] == "text"));
+
+    // Only participants see or download it.
+    let path = format!("/api/chat/conversations/{cid}/exports/{id}");
+    assert_eq!(app.get(&path, &outsider).await.problem(404), "not_found");
+    assert_eq!(app.get(&format!("{path}/download"), &outsider).await.problem(404), "not_found");
+    assert_eq!(app.get(&format!("/api/chat/channels/{cid}/export/?formato=csv"), &outsider).await.problem(404), "not_found");
+
+    // JSON through the canonical endpoint, with a time window.
+    let queued = app.post(&format!("/api/chat/conversations/{cid}/exports/"), &owner, json!({"format": "json"})).await;
+    let id = queued.ok(202)["id"].as_str().expect("id").to_owned();
+    let done = wait_export(&app, &owner, cid, &id, |e| e["state"] == "done").await;
+    assert_eq!(done["row_count"], visible.len());
+    let body = download(&app, &owner, cid, &id).await;
+    let parsed: Vec<Value> = serde_json::from_slice(&body).expect("one JSON array");
+    assert_eq!(parsed.len(), visible.len());
+    assert_eq!(parsed[0]["conteudo"], "message 1");
+    for field in ["id", "remetente", "tipo", "conteudo", "timestamp"] {
+        assert!(parsed[0].get(field).is_some(), "{field}");
+    }
+    assert_eq!(app.get(&format!("/api/chat/channels/{cid}/export/?formato=xml"), &owner).await.problem(422), "validation_failed");
+}
