@@ -413,3 +413,49 @@ reap_stale_test_dirs() {
         rm -rf -- "$dir" "$(_pg_tmp_home "$dir")"
     done
 }
+
+# ---------------------------------------------------------------------------
+# S3-compatible object storage for tests: s3s-fs (real S3 wire protocol, verifies
+# SigV4 signatures, so presigned URLs are really checked). Built once with cargo into
+# a cache outside the repository and reused.
+# ---------------------------------------------------------------------------
+S3S_ROOT="${CHAT_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/chat-tools}"
+_CHAT_S3_PID=""
+
+ensure_s3s_fs() {
+    if [[ ! -x "$S3S_ROOT/bin/s3s-fs" ]]; then
+        log "installing s3s-fs 0.14.1 into $S3S_ROOT (once; takes a few minutes)"
+        cargo install -q s3s-fs@0.14.1 --locked --features binary --root "$S3S_ROOT" \
+            || die "could not install s3s-fs"
+    fi
+}
+
+# start_s3 DIR BUCKET: s3s-fs on a free port serving DIR/s3, with BUCKET created;
+# exports CHAT_S3_TEST_ENDPOINT, CHAT_S3_TEST_BUCKET, CHAT_S3_TEST_ACCESS_KEY,
+# CHAT_S3_TEST_SECRET_KEY.
+start_s3() {
+    local dir=$1 bucket=$2 port
+    port="$(free_port)"
+    mkdir -p "$dir/s3/$bucket"
+    CHAT_S3_TEST_ACCESS_KEY="test-access-key"
+    CHAT_S3_TEST_SECRET_KEY="$(head -c 24 /dev/urandom | base64 | tr -d '/+=')"
+    "$S3S_ROOT/bin/s3s-fs" --host 127.0.0.1 --port "$port" \
+        --access-key "$CHAT_S3_TEST_ACCESS_KEY" --secret-key "$CHAT_S3_TEST_SECRET_KEY" \
+        "$dir/s3" >"$dir/s3s.log" 2>&1 &
+    _CHAT_S3_PID=$!
+    for _ in $(seq 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+        sleep 0.05
+    done
+    log "starting s3s-fs on 127.0.0.1:$port"
+    export CHAT_S3_TEST_ENDPOINT="http://127.0.0.1:$port" CHAT_S3_TEST_BUCKET="$bucket"
+    export CHAT_S3_TEST_ACCESS_KEY CHAT_S3_TEST_SECRET_KEY
+}
+
+stop_s3() {
+    if [[ -n "$_CHAT_S3_PID" ]]; then
+        kill "$_CHAT_S3_PID" 2>/dev/null || true
+        wait "$_CHAT_S3_PID" 2>/dev/null || true
+        _CHAT_S3_PID=""
+    fi
+}
