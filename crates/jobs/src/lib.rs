@@ -39,6 +39,22 @@ pub struct ExportConversation {
     pub traceparent: Option<String>,
 }
 
+/// Work out who must be notified of a new message, and queue their deliveries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NotifyMessage {
+    pub message_id: uuid::Uuid,
+    pub conversation_id: uuid::Uuid,
+    pub traceparent: Option<String>,
+}
+
+/// One webhook delivery; `attempt` counts from 1. Failed attempts are re-queued with
+/// exponential backoff by the handler (see [`Jobs::deliver_notification`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeliverNotification {
+    pub delivery_id: uuid::Uuid,
+    pub attempt: u32,
+}
+
 /// How a handler failed.
 #[derive(Debug, thiserror::Error)]
 pub enum JobFailure {
@@ -57,6 +73,8 @@ pub const MAX_ATTEMPTS: usize = 5;
 pub trait JobHandlers: Clone + Send + Sync + 'static {
     fn process_attachment(&self, job: ProcessAttachment, attempt: usize) -> impl Future<Output = Result<(), JobFailure>> + Send;
     fn export_conversation(&self, job: ExportConversation, attempt: usize) -> impl Future<Output = Result<(), JobFailure>> + Send;
+    fn notify_message(&self, job: NotifyMessage, attempt: usize) -> impl Future<Output = Result<(), JobFailure>> + Send;
+    fn deliver_notification(&self, job: DeliverNotification) -> impl Future<Output = Result<(), JobFailure>> + Send;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +111,30 @@ impl Jobs {
             .await
             .cloned()
             .map_err(|e| JobsError::Unavailable(e.to_string()))
+    }
+
+    /// Queues the notifications of a new message (once per message).
+    pub async fn notify_message(&self, job: NotifyMessage) -> Result<(), JobsError> {
+        let id = TaskId::from_string(job.message_id.to_string());
+        self.push("notify", job, id, None).await
+    }
+
+    /// Queues a webhook delivery attempt, after `delay` (once per delivery and attempt).
+    pub async fn deliver_notification(&self, job: DeliverNotification, delay: Option<Duration>) -> Result<(), JobsError> {
+        let id = TaskId::from_string(format!("{}-{}", job.delivery_id, job.attempt));
+        self.push("deliveries", job, id, delay).await
+    }
+
+    async fn push<T>(&self, kind: &str, job: T, id: TaskId, delay: Option<Duration>) -> Result<(), JobsError>
+    where
+        T: Serialize + for<'de> Deserialize<'de> + Send + Sync + Unpin + 'static,
+    {
+        let mut storage: RedisStorage<T> = RedisStorage::new(self.connection().await?).with_config(config(&self.prefix, kind));
+        let mut task = TaskBuilder::new(job).task_id(id);
+        if let Some(d) = delay {
+            task = task.run_after(d);
+        }
+        storage.push_task(task.build()).await.map_err(|e| JobsError::Unavailable(e.to_string()))
     }
 
     /// Queues an export (once per export id).
@@ -133,6 +175,20 @@ async fn attachment_job<H: JobHandlers>(job: ProcessAttachment, handlers: JobDat
     outcome(handlers.process_attachment(job, n).await, n)
 }
 
+async fn notify_job<H: JobHandlers>(job: NotifyMessage, handlers: JobData<H>, attempt: Attempt) -> Result<(), BoxDynError> {
+    let n = attempt.current();
+    outcome(handlers.notify_message(job, n).await, n)
+}
+
+/// Delivery retries are scheduled by the handler itself (exponential backoff), so a
+/// failed attempt is never retried by the queue.
+async fn delivery_job<H: JobHandlers>(job: DeliverNotification, handlers: JobData<H>) -> Result<(), BoxDynError> {
+    match handlers.deliver_notification(job).await {
+        Ok(()) => Ok(()),
+        Err(e) => Err(AbortError::new(e).into()),
+    }
+}
+
 async fn export_job<H: JobHandlers>(job: ExportConversation, handlers: JobData<H>, attempt: Attempt) -> Result<(), BoxDynError> {
     let n = attempt.current();
     outcome(handlers.export_conversation(job, n).await, n)
@@ -150,7 +206,11 @@ pub async fn run_workers<H: JobHandlers>(
     let connection = apalis_redis::connect(redis_url).await.map_err(|e| JobsError::Unavailable(e.to_string()))?;
     let attachments: RedisStorage<ProcessAttachment> =
         RedisStorage::new(connection.clone()).with_config(config(prefix, "attachments"));
-    let exports: RedisStorage<ExportConversation> = RedisStorage::new(connection).with_config(config(prefix, "exports"));
+    let exports: RedisStorage<ExportConversation> =
+        RedisStorage::new(connection.clone()).with_config(config(prefix, "exports"));
+    let notify: RedisStorage<NotifyMessage> = RedisStorage::new(connection.clone()).with_config(config(prefix, "notify"));
+    let deliveries: RedisStorage<DeliverNotification> =
+        RedisStorage::new(connection).with_config(config(prefix, "deliveries"));
     // Worker names must be unique per process (a restarted process gets a new one).
     let instance = format!(
         "{}-{}",
@@ -161,6 +221,8 @@ pub async fn run_workers<H: JobHandlers>(
         .map_err(|e| JobsError::Unavailable(e.to_string()))?
         .make_backoff();
     let (handlers_exports, instance_exports) = (handlers.clone(), instance.clone());
+    let (handlers_notify, instance_notify) = (handlers.clone(), instance.clone());
+    let (handlers_deliveries, instance_deliveries) = (handlers.clone(), instance.clone());
     let stopping = Arc::new(AtomicBool::new(false));
     let flag = stopping.clone();
     Monitor::new()
@@ -188,6 +250,34 @@ pub async fn run_workers<H: JobHandlers>(
                     .enable_tracing()
                     .data(handlers.clone())
                     .build(export_job::<H>)
+            }
+        })
+        .register({
+            let handlers = handlers_notify;
+            let instance = instance_notify;
+            move |_restarts| {
+                WorkerBuilder::new(format!("notify-{instance}"))
+                    .backend(notify.clone().poll_with_interval(Duration::from_millis(100)))
+                    .concurrency(concurrency.max(1))
+                    .catch_panic()
+                    .timeout(Duration::from_secs(60))
+                    .enable_tracing()
+                    .data(handlers.clone())
+                    .build(notify_job::<H>)
+            }
+        })
+        .register({
+            let handlers = handlers_deliveries;
+            let instance = instance_deliveries;
+            move |_restarts| {
+                WorkerBuilder::new(format!("deliveries-{instance}"))
+                    .backend(deliveries.clone().poll_with_interval(Duration::from_millis(100)))
+                    .concurrency(concurrency.max(1) * 4)
+                    .catch_panic()
+                    .timeout(Duration::from_secs(60))
+                    .enable_tracing()
+                    .data(handlers.clone())
+                    .build(delivery_job::<H>)
             }
         })
         .shutdown_timeout(Duration::from_secs(30))

@@ -24,6 +24,7 @@ pub mod exports;
 mod error;
 pub mod messages;
 pub mod moderation;
+pub mod notifications;
 pub mod participants;
 pub mod reactions;
 pub mod search;
