@@ -282,7 +282,14 @@ pub struct Worker {
 
 impl Worker {
     pub async fn spawn(settings: &ServiceSettings) -> anyhow::Result<Self> {
+        Self::spawn_with(settings, &[]).await
+    }
+
+    pub async fn spawn_with(settings: &ServiceSettings, extra_env: &[(&str, &str)]) -> anyhow::Result<Self> {
         let mut cmd = Command::new(binary("chat-worker")?);
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
         cmd.arg("serve")
             .env("DATABASE_URL", &settings.database_url)
             .env("CHAT_DB_MAX_CONNECTIONS", "5")

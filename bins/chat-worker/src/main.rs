@@ -30,7 +30,7 @@ async fn main() -> anyhow::Result<()> {
             let _telemetry = chat_telemetry::init("chat-worker", &telemetry)?;
             let chat = service.build().context("configuration")?;
             tracing::info!(concurrency = worker.concurrency, "chat-worker running");
-            let handlers = chat_worker::Handlers { service: chat };
+            let handlers = chat_worker::Handlers::new(chat, worker.clone());
             chat_jobs::run_workers(&service.redis_url, &service.redis_prefix, worker.concurrency, handlers, shutdown_signal())
                 .await?;
             tracing::info!("chat-worker stopped");

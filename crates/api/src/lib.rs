@@ -32,6 +32,7 @@ use routes::channels::ChannelsApi;
 use routes::seed::{SeedApi, SeedExportApi};
 use routes::conversations::ConversationsApi;
 use routes::exports::ExportsApi;
+use routes::notifications::NotificationsApi;
 use routes::health::HealthApi;
 use routes::messages::MessagesApi;
 
@@ -52,10 +53,10 @@ pub struct ApiSettings {
     pub shutdown_grace_secs: u64,
 }
 
-type Apis = (AuthApi, UsersApi, ConversationsApi, MessagesApi, AttachmentsApi, ExportsApi, ChannelsApi, SeedApi, SeedExportApi, HealthApi);
+type Apis = (AuthApi, UsersApi, ConversationsApi, MessagesApi, AttachmentsApi, ExportsApi, NotificationsApi, ChannelsApi, SeedApi, SeedExportApi, HealthApi);
 
 fn openapi_service() -> OpenApiService<Apis, ()> {
-    OpenApiService::new((AuthApi, UsersApi, ConversationsApi, MessagesApi, AttachmentsApi, ExportsApi, ChannelsApi, SeedApi, SeedExportApi, HealthApi), "Chat API", env!("CARGO_PKG_VERSION"))
+    OpenApiService::new((AuthApi, UsersApi, ConversationsApi, MessagesApi, AttachmentsApi, ExportsApi, NotificationsApi, ChannelsApi, SeedApi, SeedExportApi, HealthApi), "Chat API", env!("CARGO_PKG_VERSION"))
         .description(
             "REST API of the chat platform: accounts, conversations (direct and group), \
              participants with roles, messages with dense per-conversation `seq`, statuses and \
@@ -99,6 +100,13 @@ pub fn app(service: ChatService) -> impl Endpoint {
 pub struct Bound {
     acceptor: poem::listener::TcpAcceptor,
     pub local_addr: SocketAddr,
+}
+
+impl Bound {
+    /// The listening socket, for serving something else on it (tests).
+    pub fn into_acceptor(self) -> poem::listener::TcpAcceptor {
+        self.acceptor
+    }
 }
 
 pub async fn bind(addr: &str) -> std::io::Result<Bound> {

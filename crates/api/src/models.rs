@@ -655,3 +655,26 @@ pub struct ExportRequest {
     /// Only messages created at or before this time.
     pub until: Option<DateTime<Utc>>,
 }
+
+#[derive(Debug, Clone, Object)]
+pub struct WebhookRequest {
+    /// Where notifications are POSTed (http or https).
+    pub url: Text,
+}
+
+/// A webhook for your notifications. Each call is signed: `X-Chat-Signature:
+/// sha256=<hex HMAC-SHA256 of "<X-Chat-Timestamp>.<body>" with the secret>`.
+#[derive(Debug, Clone, Object)]
+pub struct Webhook {
+    pub id: Uuid,
+    pub url: String,
+    /// The signing secret: shown once, when the webhook is created.
+    #[oai(skip_serializing_if_is_none)]
+    pub secret: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct MuteRequest {
+    pub muted: bool,
+}

@@ -123,6 +123,13 @@ pub fn new_refresh_token() -> (String, Vec<u8>) {
     (token, hash)
 }
 
+/// A random secret for signing webhooks (256 bits, hex).
+pub fn new_secret() -> String {
+    let mut raw = [0u8; 32];
+    rand::rng().fill_bytes(&mut raw);
+    raw.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The stored form of a refresh token.
 pub fn refresh_token_hash(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()

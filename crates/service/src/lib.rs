@@ -21,6 +21,7 @@ pub mod conversations;
 pub mod exports;
 mod error;
 pub mod messages;
+pub mod notifications;
 pub mod participants;
 pub mod settings;
 

@@ -77,6 +77,7 @@ impl ChatService {
                 self.stats.messages_persisted.fetch_add(1, Ordering::Relaxed);
                 self.publish(conversation, Some(caller.user_id), EventPayload::MessageCreated { message: message.clone() })
                     .await;
+                self.queue_notifications(&message).await;
                 Ok(Sent { message, created: true })
             }
             Inserted::Existing(message) if message.conversation_id == conversation => {

@@ -212,6 +212,16 @@ impl Store {
         .await?)
     }
 
+    /// A message by id alone (for workers that already know it is theirs to handle).
+    pub async fn message_by_id(&self, id: MessageId) -> Result<Option<Message>, StoreError> {
+        Ok(sqlx::query_as::<_, Message>(AssertSqlSafe(format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
     /// A page of a conversation's history (see [`HistoryQuery`]), in ascending seq order.
     pub async fn history(&self, conversation: ConversationId, q: &HistoryQuery) -> Result<HistoryPage, StoreError> {
         // Both statements are sargable on (conversation_id, seq): absent bounds become

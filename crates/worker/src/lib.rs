@@ -4,14 +4,16 @@
 //! - [`attachments`]: sniff an upload's real type from its bytes, refuse disallowed
 //!   types, hash it, make a thumbnail of images, mark it ready.
 //! - [`exports`]: stream a conversation's visible history into a JSON or CSV file.
+//! - [`notifications`]: signed webhook deliveries with backoff and a dead-letter state.
 //!
 //! Every handler is idempotent (a job may run again after a worker dies): it reads the
 //! current state first and does nothing for work already done.
 
 pub mod attachments;
 pub mod exports;
+pub mod notifications;
 
-use chat_jobs::{ExportConversation, JobFailure, JobHandlers, ProcessAttachment, MAX_ATTEMPTS};
+use chat_jobs::{DeliverNotification, ExportConversation, JobFailure, JobHandlers, NotifyMessage, ProcessAttachment, MAX_ATTEMPTS};
 use chat_service::{ChatService, ServiceError};
 
 /// Settings of the worker process.
@@ -20,12 +22,38 @@ pub struct WorkerSettings {
     /// Jobs run at once by this process.
     #[arg(long, env = "CHAT_WORKER_CONCURRENCY", default_value_t = 4)]
     pub concurrency: usize,
+    /// The installation's webhook: notified for every user (besides users' own webhooks).
+    #[arg(long, env = "CHAT_NOTIFY_WEBHOOK_URL")]
+    pub notify_webhook_url: Option<String>,
+    /// Secret that signs the installation's webhook calls.
+    #[arg(long, env = "CHAT_NOTIFY_WEBHOOK_SECRET", hide_env_values = true)]
+    pub notify_webhook_secret: Option<String>,
+    /// Delivery attempts before a notification is dead-lettered.
+    #[arg(long, env = "CHAT_NOTIFY_MAX_ATTEMPTS", default_value_t = 6)]
+    pub notify_max_attempts: u32,
+    /// First retry delay in milliseconds; it doubles at every attempt (whole seconds).
+    #[arg(long, env = "CHAT_NOTIFY_BACKOFF_MS", default_value_t = 1000)]
+    pub notify_backoff_ms: u64,
+}
+
+impl WorkerSettings {
+    pub fn notify_backoff(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.notify_backoff_ms.max(1000))
+    }
 }
 
 /// The handlers, over the service layer.
 #[derive(Clone)]
 pub struct Handlers {
     pub service: ChatService,
+    pub settings: WorkerSettings,
+    pub http: reqwest::Client,
+}
+
+impl Handlers {
+    pub fn new(service: ChatService, settings: WorkerSettings) -> Self {
+        Self { service, settings, http: notifications::http_client() }
+    }
 }
 
 /// Dependencies that are down are worth a retry; bugs and bad data are not.
@@ -53,5 +81,13 @@ impl JobHandlers for Handlers {
             }
         }
         result
+    }
+
+    async fn notify_message(&self, job: NotifyMessage, _attempt: usize) -> Result<(), JobFailure> {
+        notifications::fan_out(&self.service, &self.settings, job).await
+    }
+
+    async fn deliver_notification(&self, job: DeliverNotification) -> Result<(), JobFailure> {
+        notifications::deliver(&self.service, &self.settings, &self.http, job).await
     }
 }

@@ -7,6 +7,7 @@ pub mod conversations;
 pub mod exports;
 pub mod health;
 pub mod messages;
+pub mod notifications;
 pub mod seed;
 
 use chat_service::{Caller, ChatService};

@@ -1,0 +1,154 @@
+//! Webhook notifications: signed, retried with exponential backoff, dead-lettered.
+//!
+//! Each request carries `X-Chat-Timestamp` (Unix seconds), `X-Chat-Delivery` (the
+//! delivery id, stable across retries) and `X-Chat-Signature: sha256=<hex>`, the
+//! HMAC-SHA256 with the endpoint's secret of `"<timestamp>.<body>"`. Receivers recompute
+//! it, refuse old timestamps (replays) and drop delivery ids they have seen.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use chat_domain::{ConversationId, MessageId};
+use chat_jobs::{DeliverNotification, JobFailure, NotifyMessage};
+use chat_service::ChatService;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::{failure, WorkerSettings};
+
+/// The signature header's value for a body sent at `timestamp`.
+pub fn signature(secret: &str, timestamp: u64, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap_or_else(|_| unreachable!("HMAC takes any key"));
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    let bytes = mac.finalize().into_bytes();
+    format!("sha256={}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+}
+
+/// Finds who must be notified of a message and queues one delivery per endpoint.
+pub async fn fan_out(service: &ChatService, settings: &WorkerSettings, job: NotifyMessage) -> Result<(), JobFailure> {
+    let conversation = ConversationId::from(job.conversation_id);
+    let Some((message, targets)) = service
+        .notification_targets(conversation, MessageId::from(job.message_id))
+        .await
+        .map_err(failure)?
+    else {
+        return Ok(());
+    };
+    for (participant, reason) in targets {
+        let mut endpoints: Vec<(Option<uuid::Uuid>, String)> = Vec::new();
+        for hook in service.webhooks_for(participant.user_id).await.map_err(failure)? {
+            endpoints.push((Some(hook.id), hook.url));
+        }
+        if let Some(url) = &settings.notify_webhook_url {
+            endpoints.push((None, url.clone()));
+        }
+        for (webhook, url) in endpoints {
+            let delivery = service
+                .record_delivery(webhook, &url, message.id, participant.user_id, reason)
+                .await
+                .map_err(failure)?;
+            if delivery.state == "pending" && delivery.attempts == 0 {
+                service
+                    .jobs()
+                    .deliver_notification(DeliverNotification { delivery_id: delivery.id, attempt: 1 }, None)
+                    .await
+                    .map_err(|e| JobFailure::Retry(e.to_string()))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Makes one delivery attempt; on failure schedules the next one after an exponential
+/// backoff, or dead-letters the delivery after the last attempt.
+pub async fn deliver(
+    service: &ChatService,
+    settings: &WorkerSettings,
+    http: &reqwest::Client,
+    job: DeliverNotification,
+) -> Result<(), JobFailure> {
+    let Some((delivery, webhook)) = service.delivery(job.delivery_id).await.map_err(failure)? else {
+        return Ok(());
+    };
+    if delivery.state != "pending" || delivery.attempts >= job.attempt as i32 {
+        // Delivered, dead, or this attempt already ran (a re-run after a crash).
+        return Ok(());
+    }
+    let secret = match &webhook {
+        Some(h) => h.secret.clone(),
+        None => settings.notify_webhook_secret.clone().unwrap_or_default(),
+    };
+    let Some(message) = service.notified_message(delivery.message_id).await.map_err(failure)? else {
+        return Ok(());
+    };
+    let body = serde_json::to_vec(&serde_json::json!({
+        "type": "message.notification",
+        "delivery_id": delivery.id,
+        "reason": delivery.reason,
+        "user_id": delivery.user_id,
+        "conversation_id": message.conversation_id,
+        "message": {
+            "id": message.id,
+            "seq": message.seq,
+            "sender": message.sender_id,
+            "kind": message.kind,
+            "text": message.text,
+            "created_at": message.created_at,
+        },
+    }))
+    .map_err(|e| JobFailure::Permanent(e.to_string()))?;
+    let timestamp = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let result = http
+        .post(&delivery.endpoint)
+        .header("content-type", "application/json")
+        .header("x-chat-timestamp", timestamp.to_string())
+        .header("x-chat-delivery", delivery.id.to_string())
+        .header("x-chat-signature", signature(&secret, timestamp, &body))
+        .body(body)
+        .send()
+        .await;
+    let (ok, status, error) = match result {
+        Ok(r) if r.status().is_success() => (true, Some(i32::from(r.status().as_u16())), None),
+        Ok(r) => (false, Some(i32::from(r.status().as_u16())), Some(format!("HTTP {}", r.status()))),
+        Err(e) => (false, None, Some(e.to_string())),
+    };
+    let last = job.attempt >= settings.notify_max_attempts;
+    service
+        .delivery_attempt(delivery.id, ok, !ok && last, status, error.as_deref())
+        .await
+        .map_err(failure)?;
+    if !ok && !last {
+        let delay = settings.notify_backoff() * 2u32.saturating_pow(job.attempt - 1);
+        service
+            .jobs()
+            .deliver_notification(DeliverNotification { delivery_id: delivery.id, attempt: job.attempt + 1 }, Some(delay))
+            .await
+            .map_err(|e| JobFailure::Retry(e.to_string()))?;
+    }
+    if !ok && last {
+        tracing::warn!(delivery = %delivery.id, endpoint = %delivery.endpoint, "notification dead-lettered");
+    }
+    Ok(())
+}
+
+/// A client for webhook calls: short timeouts, no redirects.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn signatures_cover_the_timestamp_and_the_body() {
+        let a = super::signature("secret", 1000, b"{}");
+        assert!(a.starts_with("sha256=") && a.len() == 7 + 64);
+        assert_ne!(a, super::signature("secret", 1001, b"{}"));
+        assert_ne!(a, super::signature("secret", 1000, b"{ }"));
+        assert_ne!(a, super::signature("other", 1000, b"{}"));
+    }
+}
