@@ -287,9 +287,6 @@ impl Worker {
 
     pub async fn spawn_with(settings: &ServiceSettings, extra_env: &[(&str, &str)]) -> anyhow::Result<Self> {
         let mut cmd = Command::new(binary("chat-worker")?);
-        for (k, v) in extra_env {
-            cmd.env(k, v);
-        }
         cmd.arg("serve")
             .env("DATABASE_URL", &settings.database_url)
             .env("CHAT_DB_MAX_CONNECTIONS", "5")
@@ -304,6 +301,10 @@ impl Worker {
             .stderr(Stdio::inherit())
             .kill_on_drop(true);
         for (k, v) in s3_env(settings) {
+            cmd.env(k, v);
+        }
+        // Last, so that they win over the defaults above.
+        for (k, v) in extra_env {
             cmd.env(k, v);
         }
         Ok(Self { child: cmd.spawn().context("starting chat-worker")? })

@@ -118,3 +118,28 @@ async fn a_killed_worker_s_export_is_retried_into_one_correct_file() {
     }
     assert_eq!(app.get(&format!("/api/chat/channels/{cid}/export/?formato=xml"), &owner).await.problem(422), "validation_failed");
 }
+
+#[tokio::test]
+async fn two_workers_share_the_queues_without_running_a_job_twice() {
+    let app = TestApp::spawn().await.expect("app");
+    let _a = Worker::spawn(&app.settings).await.expect("worker a");
+    let _b = Worker::spawn(&app.settings).await.expect("worker b");
+    let owner = app.user("owner").await;
+    let other = app.user("other").await;
+    let cid = app.group(&owner, &[&other]).await;
+    for i in 0..20 {
+        app.send(&owner, cid, &format!("m{i}")).await;
+    }
+    let mut ids = Vec::new();
+    for i in 0..16 {
+        let format = if i % 2 == 0 { "csv" } else { "json" };
+        let queued = app.post(&format!("/api/chat/conversations/{cid}/exports/"), &owner, json!({"format": format})).await;
+        ids.push(queued.ok(202)["id"].as_str().expect("id").to_owned());
+    }
+    for id in &ids {
+        let done = wait_export(&app, &owner, cid, id, |e| e["state"] == "done").await;
+        // Started exactly once: no job ran on both workers.
+        assert_eq!(done["attempts"], 1, "{done}");
+        assert_eq!(done["row_count"], 20);
+    }
+}

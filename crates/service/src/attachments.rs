@@ -71,7 +71,7 @@ impl ChatService {
                 return Err(e.into());
             }
         };
-        let job = ProcessAttachment { attachment_id: attachment.id.as_uuid(), traceparent: None };
+        let job = ProcessAttachment { attachment_id: attachment.id.as_uuid(), traceparent: chat_telemetry::current_traceparent() };
         if let Err(e) = self.files.jobs.process_attachment(job).await {
             // The row stays `pending`; re-queued by `requeue_pending_attachments`.
             tracing::warn!(error = %e, attachment = %attachment.id, "processing not queued yet");

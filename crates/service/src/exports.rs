@@ -26,7 +26,7 @@ impl ChatService {
         }
         self.membership(caller, conversation).await?;
         let export = self.store.insert_export(conversation, caller.user_id, format, since, until).await?;
-        let job = ExportConversation { export_id: export.id, traceparent: None };
+        let job = ExportConversation { export_id: export.id, traceparent: chat_telemetry::current_traceparent() };
         if let Err(e) = self.files.jobs.export_conversation(job).await {
             self.store.fail_export(export.id, "the job queue is unavailable; request the export again").await?;
             tracing::warn!(error = %e, export = %export.id, "export not queued");

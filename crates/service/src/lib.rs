@@ -93,7 +93,10 @@ impl ChatService {
     /// Publishes the event of a committed change. Failures are logged and counted, not
     /// returned: the change is already committed and readers recover it from the store.
     async fn publish(&self, conversation: ConversationId, actor: Option<UserId>, payload: EventPayload) {
-        let envelope = Envelope::new(Event::new(conversation, actor, payload));
+        let mut envelope = Envelope::new(Event::new(conversation, actor, payload));
+        if let Some(tp) = chat_telemetry::current_traceparent() {
+            envelope.trace.insert("traceparent".into(), tp);
+        }
         match self.bus.publish(&envelope).await {
             Ok(_) => {
                 self.stats.events_published.fetch_add(1, Ordering::Relaxed);

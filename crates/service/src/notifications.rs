@@ -67,7 +67,7 @@ impl ChatService {
         let job = NotifyMessage {
             message_id: message.id.as_uuid(),
             conversation_id: message.conversation_id.as_uuid(),
-            traceparent: None,
+            traceparent: chat_telemetry::current_traceparent(),
         };
         if let Err(e) = self.files.jobs.notify_message(job).await {
             tracing::warn!(error = %e, message = %message.id, "notifications not queued");

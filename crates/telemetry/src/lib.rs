@@ -110,3 +110,26 @@ pub fn init(service_name: &'static str, args: &TelemetryArgs) -> Result<Telemetr
 pub fn meter(name: &'static str) -> opentelemetry::metrics::Meter {
     opentelemetry::global::meter(name)
 }
+
+/// The W3C `traceparent` of the current span, to carry a trace into a job or an event
+/// (`None` when tracing is not exported).
+pub fn current_traceparent() -> Option<String> {
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let context = tracing::Span::current().context();
+    let mut carrier = std::collections::HashMap::new();
+    opentelemetry::global::get_text_map_propagator(|p| p.inject_context(&context, &mut carrier));
+    carrier.remove("traceparent")
+}
+
+/// Makes `span` a child of the trace named by `traceparent` (a job continuing the
+/// request that queued it). Returns the span.
+pub fn continue_trace(span: tracing::Span, traceparent: Option<&str>) -> tracing::Span {
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    if let Some(tp) = traceparent {
+        let mut carrier = std::collections::HashMap::new();
+        carrier.insert("traceparent".to_owned(), tp.to_owned());
+        let context = opentelemetry::global::get_text_map_propagator(|p| p.extract(&carrier));
+        let _ = span.set_parent(context);
+    }
+    span
+}

@@ -15,6 +15,7 @@ pub mod notifications;
 
 use chat_jobs::{DeliverNotification, ExportConversation, JobFailure, JobHandlers, NotifyMessage, ProcessAttachment, MAX_ATTEMPTS};
 use chat_service::{ChatService, ServiceError};
+use tracing::Instrument;
 
 /// Settings of the worker process.
 #[derive(Debug, Clone, clap::Args)]
@@ -67,13 +68,15 @@ pub(crate) fn failure(e: ServiceError) -> JobFailure {
 
 impl JobHandlers for Handlers {
     async fn process_attachment(&self, job: ProcessAttachment, attempt: usize) -> Result<(), JobFailure> {
-        tracing::info!(attachment = %job.attachment_id, attempt, "processing attachment");
-        attachments::process(&self.service, job.attachment_id.into()).await
+        let span = tracing::info_span!("process_attachment", attachment = %job.attachment_id, attempt);
+        let span = chat_telemetry::continue_trace(span, job.traceparent.as_deref());
+        attachments::process(&self.service, job.attachment_id.into()).instrument(span).await
     }
 
     async fn export_conversation(&self, job: ExportConversation, attempt: usize) -> Result<(), JobFailure> {
-        tracing::info!(export = %job.export_id, attempt, "exporting");
-        let result = exports::run(&self.service, job.export_id).await;
+        let span = tracing::info_span!("export_conversation", export = %job.export_id, attempt);
+        let span = chat_telemetry::continue_trace(span, job.traceparent.as_deref());
+        let result = exports::run(&self.service, job.export_id).instrument(span).await;
         if let Err(e) = &result {
             // The last attempt: say so on the export, so the requester is not left waiting.
             if matches!(e, JobFailure::Permanent(_)) || attempt >= MAX_ATTEMPTS {
@@ -84,7 +87,9 @@ impl JobHandlers for Handlers {
     }
 
     async fn notify_message(&self, job: NotifyMessage, _attempt: usize) -> Result<(), JobFailure> {
-        notifications::fan_out(&self.service, &self.settings, job).await
+        let span = tracing::info_span!("notify_message", message = %job.message_id);
+        let span = chat_telemetry::continue_trace(span, job.traceparent.as_deref());
+        notifications::fan_out(&self.service, &self.settings, job).instrument(span).await
     }
 
     async fn deliver_notification(&self, job: DeliverNotification) -> Result<(), JobFailure> {
