@@ -177,3 +177,43 @@ fn walk(dir: &std::path::Path) -> usize {
         .map(|e| if e.path().is_dir() { walk(&e.path()) } else { 1 })
         .sum()
 }
+
+#[tokio::test]
+async fn uploads_whose_job_was_lost_are_queued_again_by_the_sweep() {
+    let app = TestApp::spawn().await.expect("app");
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let cid = app.direct(&alice, &bob).await;
+    // Uploaded while no worker runs; then the queue loses the job (as when Redis
+    // restarts empty).
+    let resp = upload(&app, &alice, cid, "note.txt", "text/plain", b"hello there\n".to_vec()).await;
+    let id = resp.json::<Value>().await.expect("json")["id"].as_str().expect("id").to_owned();
+    // The queue lives under the app's key prefix: drop every job key there.
+    let keys: Vec<String> = {
+        use std::process::Command;
+        let out = Command::new("redis-cli")
+            .args(["-u", &app.settings.redis_url, "--scan", "--pattern", &format!("{}jobs:*", app.settings.redis_prefix)])
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect()
+    };
+    assert!(!keys.is_empty(), "the upload queued a job");
+    let deleted = std::process::Command::new("redis-cli")
+        .args(["-u", &app.settings.redis_url, "del"])
+        .args(&keys)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("redis-cli del");
+    assert!(deleted.success());
+    sqlx::query("UPDATE attachments SET created_at = now() - interval '5 minutes' WHERE id = $1::uuid")
+        .bind(&id)
+        .execute(app.service.store().pool())
+        .await
+        .expect("age it");
+    assert_eq!(app.service.requeue_stale_jobs(10).await.expect("sweep"), 0, "not stale yet at 10 minutes");
+    // A worker starting now has no job for it in the queue: its sweep (at start, then
+    // every minute) queues it again.
+    let _worker = Worker::spawn(&app.settings).await.expect("worker");
+    let ready = processed(&app, &alice, &id).await;
+    assert_eq!(ready["state"], "ready");
+}

@@ -28,11 +28,18 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve { worker, service, telemetry } => {
             let _telemetry = chat_telemetry::init("chat-worker", &telemetry)?;
+            if worker.notify_webhook_url.is_some() && worker.notify_webhook_secret.as_deref().unwrap_or("").len() < 16 {
+                anyhow::bail!("CHAT_NOTIFY_WEBHOOK_SECRET (16 characters or more) is required with CHAT_NOTIFY_WEBHOOK_URL");
+            }
             let chat = service.build().context("configuration")?;
             tracing::info!(concurrency = worker.concurrency, "chat-worker running");
+            let sweeper = tokio::spawn(chat_worker::sweep(chat.clone(), std::time::Duration::from_secs(60)));
             let handlers = chat_worker::Handlers::new(chat, worker.clone());
-            chat_jobs::run_workers(&service.redis_url, &service.redis_prefix, worker.concurrency, handlers, shutdown_signal())
-                .await?;
+            let result =
+                chat_jobs::run_workers(&service.redis_url, &service.redis_prefix, worker.concurrency, handlers, shutdown_signal())
+                    .await;
+            sweeper.abort();
+            result?;
             tracing::info!("chat-worker stopped");
             Ok(())
         }

@@ -73,7 +73,7 @@ impl ChatService {
         };
         let job = ProcessAttachment { attachment_id: attachment.id.as_uuid(), traceparent: chat_telemetry::current_traceparent() };
         if let Err(e) = self.files.jobs.process_attachment(job).await {
-            // The row stays `pending`; re-queued by `requeue_pending_attachments`.
+            // The row stays `pending`; the workers' sweep queues it again (`requeue_stale_jobs`).
             tracing::warn!(error = %e, attachment = %attachment.id, "processing not queued yet");
         }
         Ok(attachment)

@@ -100,3 +100,24 @@ impl ChatService {
         Ok(())
     }
 }
+
+impl ChatService {
+    /// For the worker: queues again the attachments and exports whose jobs may have been
+    /// lost (Redis restarted empty, or the queue was down when they were requested).
+    /// Pushing is idempotent by id, so work still queued or running is not doubled.
+    pub async fn requeue_stale_jobs(&self, minutes: i32) -> Result<usize, ServiceError> {
+        let mut queued = 0;
+        for id in self.store.stale_pending_attachments(minutes).await? {
+            let job = chat_jobs::ProcessAttachment { attachment_id: id.as_uuid(), traceparent: None };
+            if self.files.jobs.process_attachment(job).await.is_ok() {
+                queued += 1;
+            }
+        }
+        for id in self.store.stale_exports(minutes).await? {
+            if self.files.jobs.export_conversation(ExportConversation { export_id: id, traceparent: None }).await.is_ok() {
+                queued += 1;
+            }
+        }
+        Ok(queued)
+    }
+}

@@ -145,9 +145,7 @@ impl ChatService {
             .find(|p| p.user_id == caller.user_id)
             .ok_or(ServiceError::NotFound("conversation"))?;
         query.include_hidden = me.role.can_moderate();
-        let mut page = self.store.history(conversation, &query).await?;
-        self.store.load_mentions(&mut page.messages).await?;
-        self.store.load_attachments(&mut page.messages).await?;
+        let page = self.store.history(conversation, &query).await?;
         Ok((page, participants))
     }
 

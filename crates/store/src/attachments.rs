@@ -121,3 +121,15 @@ impl Store {
             .await?)
     }
 }
+
+impl Store {
+    /// Attachments still pending after `minutes` (their job may have been lost).
+    pub async fn stale_pending_attachments(&self, minutes: i32) -> Result<Vec<AttachmentId>, StoreError> {
+        Ok(sqlx::query_scalar::<_, AttachmentId>(
+            "SELECT id FROM attachments WHERE state = 'pending' AND created_at < now() - make_interval(mins => $1) LIMIT 1000",
+        )
+        .bind(minutes)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}

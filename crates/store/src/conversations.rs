@@ -159,7 +159,9 @@ impl Store {
         let ids: Vec<uuid::Uuid> = rows.iter().map(|r| r.conversation.id.as_uuid()).collect();
         let mut participants = self.participants_of_many(&ids).await?;
         let mut last_messages: HashMap<ConversationId, Message> = sqlx::query_as::<_, Message>(
-            "SELECT m.* FROM unnest($1::uuid[]) AS c(id),
+            "SELECT m.id, m.conversation_id, m.seq, m.sender_id, m.kind, m.text, m.client_msg_id, m.reply_to,
+                    m.created_at, m.edited_at, m.deleted_at, m.moderation
+               FROM unnest($1::uuid[]) AS c(id),
                     LATERAL (SELECT * FROM messages
                               WHERE conversation_id = c.id AND moderation <> 'hidden'
                               ORDER BY seq DESC LIMIT 1) m",

@@ -111,3 +111,16 @@ impl Store {
         .await?)
     }
 }
+
+impl Store {
+    /// Exports not finished after `minutes` (their job may have been lost).
+    pub async fn stale_exports(&self, minutes: i32) -> Result<Vec<uuid::Uuid>, StoreError> {
+        Ok(sqlx::query_scalar::<_, uuid::Uuid>(
+            "SELECT id FROM exports WHERE state IN ('queued', 'running')
+                AND COALESCE(started_at, created_at) < now() - make_interval(mins => $1) LIMIT 1000",
+        )
+        .bind(minutes)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}

@@ -75,12 +75,29 @@ pub struct HistoryQuery {
 }
 
 /// A page of history in ascending seq order.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct HistoryPage {
     pub messages: Vec<Message>,
     /// Whether more messages lie past the page in the direction of travel.
     pub has_more: bool,
+    /// The messages of the page that have reactions (the others need no lookup).
+    pub reacted: Vec<MessageId>,
 }
+
+/// A history row with what it has besides its own columns, so that the page's
+/// mentions, attachments and reactions are looked up only when there are any.
+#[derive(sqlx::FromRow)]
+struct HistoryRow {
+    #[sqlx(flatten)]
+    message: Message,
+    has_mentions: bool,
+    has_attachments: bool,
+    has_reactions: bool,
+}
+
+const HISTORY_EXTRAS: &str = "EXISTS (SELECT 1 FROM mentions x WHERE x.message_id = messages.id) AS has_mentions, \
+     EXISTS (SELECT 1 FROM attachments x WHERE x.message_id = messages.id) AS has_attachments, \
+     EXISTS (SELECT 1 FROM reactions x WHERE x.message_id = messages.id) AS has_reactions";
 
 impl Store {
     /// Inserts a message, assigning the conversation's next seq in the same transaction.
@@ -222,30 +239,22 @@ impl Store {
         .await?)
     }
 
-    /// A page of a conversation's history (see [`HistoryQuery`]), in ascending seq order.
+    /// A page of a conversation's history (see [`HistoryQuery`]), in ascending seq order,
+    /// with mentions and attachments filled in.
     pub async fn history(&self, conversation: ConversationId, q: &HistoryQuery) -> Result<HistoryPage, StoreError> {
         // Both statements are sargable on (conversation_id, seq): absent bounds become
         // open ones rather than `$n IS NULL OR …`, which a generic plan cannot use.
         let forward = q.after.is_some();
-        let sql = if forward {
-            format!(
-                "SELECT {MESSAGE_COLUMNS} FROM messages
-                  WHERE conversation_id = $1 AND seq > $2
-                    AND created_at >= COALESCE($3, '-infinity') AND created_at <= COALESCE($4, 'infinity')
-                    AND ($5 OR moderation <> 'hidden')
-                  ORDER BY seq ASC LIMIT $6"
-            )
-        } else {
-            format!(
-                "SELECT {MESSAGE_COLUMNS} FROM messages
-                  WHERE conversation_id = $1 AND seq < $2
-                    AND created_at >= COALESCE($3, '-infinity') AND created_at <= COALESCE($4, 'infinity')
-                    AND ($5 OR moderation <> 'hidden')
-                  ORDER BY seq DESC LIMIT $6"
-            )
-        };
+        let (op, order) = if forward { (">", "ASC") } else { ("<", "DESC") };
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS}, {HISTORY_EXTRAS} FROM messages
+              WHERE conversation_id = $1 AND seq {op} $2
+                AND created_at >= COALESCE($3, '-infinity') AND created_at <= COALESCE($4, 'infinity')
+                AND ($5 OR moderation <> 'hidden')
+              ORDER BY seq {order} LIMIT $6"
+        );
         let bound = if forward { q.after.unwrap_or(0) } else { q.before.unwrap_or(i64::MAX) };
-        let mut messages = sqlx::query_as::<_, Message>(AssertSqlSafe(sql))
+        let mut rows = sqlx::query_as::<_, HistoryRow>(AssertSqlSafe(sql))
             .bind(conversation)
             .bind(bound)
             .bind(q.since)
@@ -254,12 +263,22 @@ impl Store {
             .bind(q.limit + 1)
             .fetch_all(&self.pool)
             .await?;
-        let has_more = messages.len() as i64 > q.limit;
-        messages.truncate(q.limit.max(0) as usize);
+        let has_more = rows.len() as i64 > q.limit;
+        rows.truncate(q.limit.max(0) as usize);
         if !forward {
-            messages.reverse();
+            rows.reverse();
         }
-        Ok(HistoryPage { messages, has_more })
+        let any_mentions = rows.iter().any(|r| r.has_mentions);
+        let any_attachments = rows.iter().any(|r| r.has_attachments);
+        let reacted = rows.iter().filter(|r| r.has_reactions).map(|r| r.message.id).collect();
+        let mut messages: Vec<Message> = rows.into_iter().map(|r| r.message).collect();
+        if any_mentions {
+            self.load_mentions(&mut messages).await?;
+        }
+        if any_attachments {
+            self.load_attachments(&mut messages).await?;
+        }
+        Ok(HistoryPage { messages, has_more, reacted })
     }
 
     /// Fills in the mentions of some messages.
@@ -304,7 +323,7 @@ impl Store {
         .await?;
         let has_more = messages.len() as i64 > limit;
         messages.truncate(limit.max(0) as usize);
-        Ok(HistoryPage { messages, has_more })
+        Ok(HistoryPage { messages, has_more, reacted: Vec::new() })
     }
 
     /// Replaces the text of a message that is not deleted; sets `edited_at`.

@@ -56,18 +56,31 @@ pub fn allowed(content_type: &str) -> bool {
     ALLOWED.contains(&content_type)
 }
 
-/// A PNG thumbnail and the image's size, or `None` when it cannot be decoded.
-pub fn thumbnail(bytes: &[u8]) -> Option<(Vec<u8>, u32, u32)> {
-    let reader = image::ImageReader::new(Cursor::new(bytes)).with_guessed_format().ok()?;
-    let (w, h) = reader.into_dimensions().ok()?;
+/// What decoding an image gave.
+#[derive(Debug)]
+pub enum Decoded {
+    /// A PNG thumbnail, and the image's width and height.
+    Thumbnail(Vec<u8>, u32, u32),
+    /// Readable, but too large to decode safely: kept without a thumbnail.
+    TooLarge(u32, u32),
+    /// Not a readable image.
+    Unreadable,
+}
+
+/// Reads an image's size and makes its thumbnail.
+pub fn thumbnail(bytes: &[u8]) -> Decoded {
+    let Ok(reader) = image::ImageReader::new(Cursor::new(bytes)).with_guessed_format() else { return Decoded::Unreadable };
+    let Ok((w, h)) = reader.into_dimensions() else { return Decoded::Unreadable };
     if u64::from(w) * u64::from(h) > MAX_PIXELS {
-        return None;
+        return Decoded::TooLarge(w, h);
     }
-    let img = image::load_from_memory(bytes).ok()?;
+    let Ok(img) = image::load_from_memory(bytes) else { return Decoded::Unreadable };
     let thumb = img.thumbnail(THUMBNAIL_SIZE, THUMBNAIL_SIZE);
     let mut out = Cursor::new(Vec::new());
-    thumb.write_to(&mut out, image::ImageFormat::Png).ok()?;
-    Some((out.into_inner(), w, h))
+    match thumb.write_to(&mut out, image::ImageFormat::Png) {
+        Ok(()) => Decoded::Thumbnail(out.into_inner(), w, h),
+        Err(_) => Decoded::Unreadable,
+    }
 }
 
 /// Processes one attachment: ready (with hash, size and thumbnail) or rejected.
@@ -94,12 +107,16 @@ pub async fn process(service: &ChatService, id: AttachmentId) -> Result<(), JobF
                 .map_err(|e| JobFailure::Retry(e.to_string()))?
         };
         match decoded {
-            Some((png, w, h)) => {
+            Decoded::Thumbnail(png, w, h) => {
                 width = Some(w as i32);
                 height = Some(h as i32);
                 thumbnail_key = Some(service.store_thumbnail(Bytes::from(png)).await.map_err(failure)?);
             }
-            None => {
+            Decoded::TooLarge(w, h) => {
+                width = Some(w as i32);
+                height = Some(h as i32);
+            }
+            Decoded::Unreadable => {
                 return service
                     .attachment_refused(id, Some(&content_type), "the image could not be decoded")
                     .await
@@ -138,10 +155,10 @@ mod tests {
 
     #[test]
     fn thumbnails_fit_in_the_box_and_keep_the_size() {
-        let (thumb, w, h) = thumbnail(&png(800, 400)).expect("thumbnail");
+        let Decoded::Thumbnail(thumb, w, h) = thumbnail(&png(800, 400)) else { panic!("no thumbnail") };
         assert_eq!((w, h), (800, 400));
         let t = image::load_from_memory(&thumb).expect("png");
         assert_eq!((t.width(), t.height()), (256, 128));
-        assert!(thumbnail(b"not an image").is_none());
+        assert!(matches!(thumbnail(b"not an image"), Decoded::Unreadable));
     }
 }

@@ -32,6 +32,10 @@ pub struct WorkerSettings {
     /// Delivery attempts before a notification is dead-lettered.
     #[arg(long, env = "CHAT_NOTIFY_MAX_ATTEMPTS", default_value_t = 6)]
     pub notify_max_attempts: u32,
+    /// Allow webhooks on loopback and private addresses (off by default: a user's webhook
+    /// must not reach internal services).
+    #[arg(long, env = "CHAT_NOTIFY_ALLOW_PRIVATE", default_value_t = false, action = clap::ArgAction::Set)]
+    pub notify_allow_private: bool,
     /// First retry delay in milliseconds; it doubles at every attempt (whole seconds).
     #[arg(long, env = "CHAT_NOTIFY_BACKOFF_MS", default_value_t = 1000)]
     pub notify_backoff_ms: u64,
@@ -94,5 +98,19 @@ impl JobHandlers for Handlers {
 
     async fn deliver_notification(&self, job: DeliverNotification) -> Result<(), JobFailure> {
         notifications::deliver(&self.service, &self.settings, &self.http, job).await
+    }
+}
+
+/// Every `interval`, queues again the work whose jobs may have been lost (see
+/// `ChatService::requeue_stale_jobs`). Runs until dropped.
+pub async fn sweep(service: ChatService, interval: std::time::Duration) {
+    let mut tick = tokio::time::interval(interval);
+    loop {
+        tick.tick().await;
+        match service.requeue_stale_jobs(2).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(requeued = n, "queued stale jobs again"),
+            Err(e) => tracing::warn!(error = %e, "sweep failed"),
+        }
     }
 }

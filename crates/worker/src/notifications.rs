@@ -98,6 +98,13 @@ pub async fn deliver(
         },
     }))
     .map_err(|e| JobFailure::Permanent(e.to_string()))?;
+    if !settings.notify_allow_private && webhook.is_some() {
+        if let Err(why) = public_endpoint(&delivery.endpoint).await {
+            service.delivery_attempt(delivery.id, false, true, None, Some(&why)).await.map_err(failure)?;
+            tracing::warn!(delivery = %delivery.id, endpoint = %delivery.endpoint, %why, "notification refused");
+            return Ok(());
+        }
+    }
     let timestamp = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let result = http
         .post(&delivery.endpoint)
@@ -132,6 +139,30 @@ pub async fn deliver(
     Ok(())
 }
 
+/// Checks that a user's endpoint resolves only to public addresses (no loopback,
+/// private, link-local or unspecified ones), so webhooks cannot reach internal services.
+pub async fn public_endpoint(endpoint: &str) -> Result<(), String> {
+    let url = reqwest::Url::parse(endpoint).map_err(|e| format!("invalid URL: {e}"))?;
+    let host = url.host_str().ok_or("the URL has no host")?.to_owned();
+    let port = url.port_or_known_default().unwrap_or(443);
+    let addrs = tokio::net::lookup_host((host.as_str(), port)).await.map_err(|e| format!("cannot resolve {host}: {e}"))?;
+    for addr in addrs {
+        let ip = addr.ip();
+        let internal = match ip {
+            std::net::IpAddr::V4(v4) => {
+                v4.is_loopback() || v4.is_private() || v4.is_link_local() || v4.is_unspecified() || v4.is_broadcast()
+            }
+            std::net::IpAddr::V6(v6) => {
+                v6.is_loopback() || v6.is_unspecified() || (v6.segments()[0] & 0xfe00) == 0xfc00 || (v6.segments()[0] & 0xffc0) == 0xfe80
+            }
+        };
+        if internal {
+            return Err(format!("endpoint address {ip} is not allowed"));
+        }
+    }
+    Ok(())
+}
+
 /// A client for webhook calls: short timeouts, no redirects.
 pub fn http_client() -> reqwest::Client {
     reqwest::Client::builder()
@@ -143,6 +174,14 @@ pub fn http_client() -> reqwest::Client {
 
 #[cfg(test)]
 mod tests {
+    #[tokio::test]
+    async fn internal_endpoints_are_refused() {
+        for url in ["http://127.0.0.1:9/x", "http://10.0.0.1/x", "http://[::1]/x", "http://169.254.169.254/latest"] {
+            assert!(super::public_endpoint(url).await.is_err(), "{url}");
+        }
+        assert!(super::public_endpoint("not a url").await.is_err());
+    }
+
     #[test]
     fn signatures_cover_the_timestamp_and_the_body() {
         let a = super::signature("secret", 1000, b"{}");

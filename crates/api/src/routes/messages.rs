@@ -76,7 +76,13 @@ pub async fn history_rendered(
         include_hidden: false,
     };
     let (page, participants) = svc.history(&caller, ConversationId::from(conversation), query).await?;
-    let messages = render_page(svc, &caller, page.messages, &participants).await?;
+    // Reactions are looked up only for the messages that have some.
+    let reactions = if page.reacted.is_empty() { Vec::new() } else { svc.reactions(&caller, &page.reacted).await? };
+    let messages = page
+        .messages
+        .into_iter()
+        .map(|m| Message::with_statuses(m, &participants).with_reactions(&reactions))
+        .collect();
     Ok((messages, page.has_more))
 }
 
