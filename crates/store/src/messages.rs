@@ -95,9 +95,7 @@ struct HistoryRow {
     has_reactions: bool,
 }
 
-const HISTORY_EXTRAS: &str = "EXISTS (SELECT 1 FROM mentions x WHERE x.message_id = messages.id) AS has_mentions, \
-     EXISTS (SELECT 1 FROM attachments x WHERE x.message_id = messages.id) AS has_attachments, \
-     EXISTS (SELECT 1 FROM reactions x WHERE x.message_id = messages.id) AS has_reactions";
+const HISTORY_EXTRAS: &str = "has_mentions, has_attachments, reaction_count > 0 AS has_reactions";
 
 impl Store {
     /// Inserts a message, assigning the conversation's next seq in the same transaction.
@@ -188,6 +186,14 @@ impl Store {
                         // Rolled back with the seq when `tx` drops.
                         return Err(InsertError::AttachmentUnavailable);
                     }
+                }
+                if !message.mentions.is_empty() || !message.attachments.is_empty() {
+                    sqlx::query("UPDATE messages SET has_mentions = $2, has_attachments = $3 WHERE id = $1")
+                        .bind(message.id)
+                        .bind(!message.mentions.is_empty())
+                        .bind(!message.attachments.is_empty())
+                        .execute(&mut *tx)
+                        .await?;
                 }
                 tx.commit().await?;
                 Ok(Inserted::New(message))

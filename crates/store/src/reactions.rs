@@ -8,7 +8,11 @@ impl Store {
     /// Adds a reaction; `false` when the user had already reacted with this emoji.
     pub async fn add_reaction(&self, message: MessageId, user: UserId, emoji: &str) -> Result<bool, StoreError> {
         let done = sqlx::query(
-            "INSERT INTO reactions (message_id, user_id, emoji) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            "WITH added AS (
+                INSERT INTO reactions (message_id, user_id, emoji) VALUES ($1, $2, $3)
+                ON CONFLICT DO NOTHING RETURNING message_id
+             )
+             UPDATE messages SET reaction_count = reaction_count + 1 WHERE id IN (SELECT message_id FROM added)",
         )
         .bind(message)
         .bind(user)
@@ -20,7 +24,12 @@ impl Store {
 
     /// Removes a reaction; `false` when there was none.
     pub async fn remove_reaction(&self, message: MessageId, user: UserId, emoji: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM reactions WHERE message_id = $1 AND user_id = $2 AND emoji = $3")
+        let done = sqlx::query(
+            "WITH removed AS (
+                DELETE FROM reactions WHERE message_id = $1 AND user_id = $2 AND emoji = $3 RETURNING message_id
+             )
+             UPDATE messages SET reaction_count = reaction_count - 1 WHERE id IN (SELECT message_id FROM removed)",
+        )
             .bind(message)
             .bind(user)
             .bind(emoji)
