@@ -104,6 +104,13 @@ async fn a_seed_002_client_works_unchanged() {
     assert_eq!(before.ok(200), &json!([]));
     let bad = app.get(&format!("/api/chat/channels/{id}/messages/?desde=ontem"), &membro).await;
     assert_eq!(bad.problem(422), "validation_failed");
+
+    // A non-participant sees neither the channel nor its messages.
+    let estranho = app.user("estranho").await;
+    let listed = app.get("/api/chat/channels/", &estranho).await;
+    assert_eq!(listed.ok(200), &json!([]));
+    let hidden = app.get(&format!("/api/chat/channels/{id}/messages/"), &estranho).await;
+    assert_eq!(hidden.problem(404), "not_found");
     let _ = m3;
 }
 

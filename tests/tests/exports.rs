@@ -103,6 +103,8 @@ async fn a_killed_worker_s_export_is_retried_into_one_correct_file() {
     assert_eq!(app.get(&path, &outsider).await.problem(404), "not_found");
     assert_eq!(app.get(&format!("{path}/download"), &outsider).await.problem(404), "not_found");
     assert_eq!(app.get(&format!("/api/chat/channels/{cid}/export/?formato=csv"), &outsider).await.problem(404), "not_found");
+    let refused = app.post(&format!("/api/chat/conversations/{cid}/exports/"), &outsider, json!({"format": "csv"})).await;
+    assert_eq!(refused.problem(404), "not_found");
 
     // JSON through the canonical endpoint, with a time window.
     let queued = app.post(&format!("/api/chat/conversations/{cid}/exports/"), &owner, json!({"format": "json"})).await;
