@@ -13,52 +13,10 @@ use tokio::process::Command;
 
 #[tokio::test]
 async fn chat_api_exports_traces_and_metrics_over_otlp() {
-    let oteltap = std::env::var("TEST_OTELTAP").expect("TEST_OTELTAP is set by ./ops/test");
     let settings = test_settings().await.expect("settings");
-    let otlp_port = free_port().expect("port");
-    let mut receiver = Command::new(oteltap)
-        .args(["--port", &otlp_port.to_string()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("oteltap");
-    let lines = BufReader::new(receiver.stdout.take().expect("stdout")).lines();
-    for _ in 0..200 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", otlp_port)).await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-
-    let api_port = free_port().expect("port");
-    let mut api = Command::new(binary("chat-api").expect("chat-api binary"))
-        .arg("serve")
-        .env("CHAT_API_ADDR", format!("127.0.0.1:{api_port}"))
-        .env("DATABASE_URL", &settings.database_url)
-        .env("REDIS_URL", &settings.redis_url)
-        .env("CHAT_REDIS_PREFIX", &settings.redis_prefix)
-        .env("CHAT_JWT_SECRET", &settings.jwt_secret)
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://127.0.0.1:{otlp_port}"))
-        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
-        .env("OTEL_METRIC_EXPORT_INTERVAL", "300")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("chat-api");
-    let base = format!("http://127.0.0.1:{api_port}");
+    let (_receiver, mut lines, otlp) = oteltap().await;
+    let (_api, base) = api_process(&settings, &otlp).await;
     let http = reqwest::Client::new();
-    let mut up = false;
-    for _ in 0..200 {
-        if http.get(format!("{base}/healthz")).send().await.is_ok() {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert!(up, "chat-api did not start");
     let reg = http
         .post(format!("{base}/api/auth/register"))
         .json(&json!({"username": "otel_user", "password": "a long password"}))
@@ -68,7 +26,6 @@ async fn chat_api_exports_traces_and_metrics_over_otlp() {
     assert_eq!(reg.status().as_u16(), 201);
 
     // Read what the receiver got until both a span and our request metric showed up.
-    let mut lines = lines;
     let (mut span, mut metric) = (false, false);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while !(span && metric) {
@@ -81,8 +38,6 @@ async fn chat_api_exports_traces_and_metrics_over_otlp() {
         span |= line.contains("\"traceId\"") && line.contains("/api/auth/register");
         metric |= line.contains("http.server.request.duration");
     }
-    let _ = api.start_kill();
-    let _ = receiver.start_kill();
 }
 
 /// Spawns `chat-api serve` on a free port exporting to `otlp`; returns (process, base URL).
@@ -98,6 +53,7 @@ async fn api_process(settings: &chat_service::ServiceSettings, otlp: &str) -> (t
         .env("CHAT_STORAGE_DIR", &settings.storage.storage_dir)
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", otlp)
         .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+        .env("OTEL_METRIC_EXPORT_INTERVAL", "300")
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -107,33 +63,40 @@ async fn api_process(settings: &chat_service::ServiceSettings, otlp: &str) -> (t
     let base = format!("http://127.0.0.1:{api_port}");
     for _ in 0..200 {
         if reqwest::get(format!("{base}/healthz")).await.is_ok() {
-            break;
+            return (child, base);
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    (child, base)
+    panic!("chat-api did not start");
 }
 
-#[tokio::test]
-async fn an_upload_s_trace_continues_into_the_worker_job() {
-    let oteltap = std::env::var("TEST_OTELTAP").expect("TEST_OTELTAP is set by ./ops/test");
-    let settings = test_settings().await.expect("settings");
-    let otlp_port = free_port().expect("port");
-    let mut receiver = Command::new(oteltap)
-        .args(["--port", &otlp_port.to_string()])
+type Lines = tokio::io::Lines<BufReader<tokio::process::ChildStdout>>;
+
+/// Starts oteltap on a free port; returns it, its NDJSON output, and the OTLP endpoint.
+async fn oteltap() -> (tokio::process::Child, Lines, String) {
+    let program = std::env::var("TEST_OTELTAP").expect("TEST_OTELTAP is set by ./ops/test");
+    let port = free_port().expect("port");
+    let mut receiver = Command::new(program)
+        .args(["--port", &port.to_string()])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true)
         .spawn()
         .expect("oteltap");
-    let mut lines = BufReader::new(receiver.stdout.take().expect("stdout")).lines();
+    let lines = BufReader::new(receiver.stdout.take().expect("stdout")).lines();
     for _ in 0..200 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", otlp_port)).await.is_ok() {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    let otlp = format!("http://127.0.0.1:{otlp_port}");
+    (receiver, lines, format!("http://127.0.0.1:{port}"))
+}
+
+#[tokio::test]
+async fn an_upload_s_trace_continues_into_the_worker_job() {
+    let settings = test_settings().await.expect("settings");
+    let (_receiver, mut lines, otlp) = oteltap().await;
     let (_api, base) = api_process(&settings, &otlp).await;
     let _worker = chat_tests::fleet::Worker::spawn_with(
         &settings,
@@ -175,11 +138,10 @@ async fn an_upload_s_trace_continues_into_the_worker_job() {
     let (mut request_trace, mut job_traces) = (None::<String>, Vec::<String>::new());
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
-        if let Some(t) = &request_trace {
-            if job_traces.contains(t) {
+        if let Some(t) = &request_trace
+            && job_traces.contains(t) {
                 break;
             }
-        }
         let line = tokio::time::timeout_at(deadline, lines.next_line())
             .await
             .unwrap_or_else(|_| panic!("no matching spans: request trace {request_trace:?}, job traces {job_traces:?}"))
@@ -194,5 +156,4 @@ async fn an_upload_s_trace_continues_into_the_worker_job() {
             job_traces.push(trace.to_owned());
         }
     }
-    let _ = receiver.start_kill();
 }

@@ -56,29 +56,9 @@ async fn main() -> anyhow::Result<()> {
                 chat.store().migrate().await.context("applying migrations")?;
             }
             let bound = chat_api::bind(&api.addr).await.with_context(|| format!("binding {}", api.addr))?;
-            chat_api::serve(bound, chat, shutdown_signal(), Duration::from_secs(api.shutdown_grace_secs)).await?;
+            chat_api::serve(bound, chat, chat_telemetry::shutdown_signal(), Duration::from_secs(api.shutdown_grace_secs)).await?;
             tracing::info!("chat-api stopped");
             Ok(())
         }
     }
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-    tracing::info!("shutdown requested");
 }

@@ -38,25 +38,9 @@ async fn main() -> anyhow::Result<()> {
             let bound = chat_gateway::bind(&gateway.addr)
                 .await
                 .with_context(|| format!("binding {}", gateway.addr))?;
-            chat_gateway::serve(bound, chat, gateway, shutdown_signal()).await?;
+            chat_gateway::serve(bound, chat, gateway, chat_telemetry::shutdown_signal()).await?;
             tracing::info!("chat-gateway stopped");
             Ok(())
         }
     }
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }

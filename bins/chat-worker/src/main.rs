@@ -36,7 +36,7 @@ async fn main() -> anyhow::Result<()> {
             let sweeper = tokio::spawn(chat_worker::sweep(chat.clone(), std::time::Duration::from_secs(60)));
             let handlers = chat_worker::Handlers::new(chat, worker.clone());
             let result =
-                chat_jobs::run_workers(&service.redis_url, &service.redis_prefix, worker.concurrency, handlers, shutdown_signal())
+                chat_jobs::run_workers(&service.redis_url, &service.redis_prefix, worker.concurrency, handlers, chat_telemetry::shutdown_signal())
                     .await;
             sweeper.abort();
             result?;
@@ -44,20 +44,4 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }

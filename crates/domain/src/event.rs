@@ -143,11 +143,6 @@ impl Event {
             payload,
         }
     }
-
-    /// Whether this is a new message (the events a resuming client must not miss).
-    pub fn is_message_created(&self) -> bool {
-        matches!(self.payload, EventPayload::MessageCreated { .. })
-    }
 }
 
 #[cfg(test)]

@@ -164,9 +164,9 @@ pub fn search_query(raw: &str) -> Result<String, ValidationError> {
 /// The usernames a text mentions as `@username` (lowercased, each once, in order).
 pub fn mentioned_usernames(text: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    let mut chars = text.char_indices().peekable();
+    let chars = text.char_indices().peekable();
     let mut prev: Option<char> = None;
-    while let Some((i, c)) = chars.next() {
+    for (i, c) in chars {
         let starts_word = prev.is_none_or(|p| !(p.is_alphanumeric() || p == '_' || p == '.'));
         prev = Some(c);
         if c != '@' || !starts_word {

@@ -199,10 +199,4 @@ impl Hub {
             Err(mpsc::error::TrySendError::Closed(_)) => {}
         }
     }
-
-    /// Local connections subscribed to a conversation (for tests and metrics).
-    pub fn subscribers(&self, conversation: ConversationId) -> usize {
-        let map = self.conversations.read().unwrap_or_else(|e| e.into_inner());
-        map.get(&conversation).map_or(0, Vec::len)
-    }
 }

@@ -284,11 +284,10 @@ fn resume_positions(req: &Request, scope: Scope) -> Result<BTreeMap<Conversation
             out.insert(c, s);
         }
     }
-    if let Scope::One(c) = scope {
-        if let Some(other) = out.keys().find(|k| **k != c) {
+    if let Scope::One(c) = scope
+        && let Some(other) = out.keys().find(|k| **k != c) {
             return Err(refuse(StatusCode::NOT_FOUND, "not_found", &format!("conversation {other} not found")));
         }
-    }
     if let (Scope::One(c), Some(after)) = (scope, query_param(req, "after")) {
         let s: i64 = after.parse().ok().filter(|s| *s >= 0).ok_or_else(|| bad("after: invalid seq"))?;
         out.insert(c, s);

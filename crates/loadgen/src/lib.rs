@@ -374,7 +374,7 @@ async fn idle(api: &Api, args: &LoadArgs) -> anyhow::Result<Report> {
             async move {
                 let s = connect(gateway, "/ws", token).await;
                 let n = opened.fetch_add(1, Ordering::Relaxed) + 1;
-                if n % 1000 == 0 {
+                if n.is_multiple_of(1000) {
                     eprintln!("  {n} sockets open");
                 }
                 s

@@ -143,11 +143,6 @@ impl Storage {
         }
     }
 
-    /// Whether downloads are signed URLs (S3) rather than streams through the API.
-    pub fn signs_urls(&self) -> bool {
-        self.signer.is_some()
-    }
-
     /// Streams an upload into `key`, part by part. Past `limit` bytes the upload is
     /// aborted and nothing is left behind.
     pub async fn put_stream<S>(&self, key: &str, mut body: S, limit: u64) -> Result<u64, StorageError>

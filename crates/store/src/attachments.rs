@@ -1,6 +1,6 @@
 //! Uploaded files' metadata (the bytes are in object storage).
 
-use chat_domain::{Attachment, AttachmentId, ConversationId, Message, MessageId, UserId};
+use chat_domain::{Attachment, AttachmentId, ConversationId, Message, UserId};
 
 use crate::{Store, StoreError};
 
@@ -113,13 +113,6 @@ impl Store {
         Ok(())
     }
 
-    /// Whether a message carries attachments (kept for callers that only need a yes/no).
-    pub async fn message_has_attachments(&self, message: MessageId) -> Result<bool, StoreError> {
-        Ok(sqlx::query_scalar::<_, bool>("SELECT EXISTS (SELECT 1 FROM attachments WHERE message_id = $1)")
-            .bind(message)
-            .fetch_one(&self.pool)
-            .await?)
-    }
 }
 
 impl Store {

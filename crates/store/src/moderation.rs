@@ -70,12 +70,10 @@ impl Store {
 
     /// A conversation's flags in a state (all states when `None`), newest first.
     pub async fn flags(&self, conversation: ConversationId, state: Option<FlagState>) -> Result<Vec<Flag>, StoreError> {
-        Ok(sqlx::query_as::<_, Flag>(sqlx::AssertSqlSafe(format!(
-            "SELECT f.id, f.message_id, f.flagged_by, f.reason, f.state, f.created_at
+        Ok(sqlx::query_as::<_, Flag>(sqlx::AssertSqlSafe("SELECT f.id, f.message_id, f.flagged_by, f.reason, f.state, f.created_at
                FROM flags f JOIN messages m ON m.id = f.message_id
               WHERE m.conversation_id = $1 AND ($2::text IS NULL OR f.state = $2)
-              ORDER BY f.created_at DESC"
-        )))
+              ORDER BY f.created_at DESC".to_string()))
         .bind(conversation)
         .bind(state)
         .fetch_all(&self.pool)

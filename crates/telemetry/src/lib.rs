@@ -3,7 +3,8 @@
 //!
 //! Call [`init`] once at the start of `main` and keep the returned [`Telemetry`] alive:
 //! dropping it flushes and shuts the exporters down. Instruments are created from
-//! [`meter`], which is a no-op until OTLP is configured.
+//! [`meter`], which is a no-op until OTLP is configured. [`shutdown_signal`] is the
+//! Ctrl-C/SIGTERM future every binary stops on.
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
@@ -132,4 +133,22 @@ pub fn continue_trace(span: tracing::Span, traceparent: Option<&str>) -> tracing
         let _ = span.set_parent(context);
     }
     span
+}
+
+/// Resolves on Ctrl-C or SIGTERM: the shutdown every binary waits for (it sits here
+/// because this is the one crate all binaries share for their process set-up).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutdown requested");
 }

@@ -98,13 +98,12 @@ pub async fn deliver(
         },
     }))
     .map_err(|e| JobFailure::Permanent(e.to_string()))?;
-    if !settings.notify_allow_private && webhook.is_some() {
-        if let Err(why) = public_endpoint(&delivery.endpoint).await {
+    if !settings.notify_allow_private && webhook.is_some()
+        && let Err(why) = public_endpoint(&delivery.endpoint).await {
             service.delivery_attempt(delivery.id, false, true, None, Some(&why)).await.map_err(failure)?;
             tracing::warn!(delivery = %delivery.id, endpoint = %delivery.endpoint, %why, "notification refused");
             return Ok(());
         }
-    }
     let timestamp = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let result = http
         .post(&delivery.endpoint)
