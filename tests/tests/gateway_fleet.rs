@@ -293,18 +293,15 @@ async fn presence_follows_connections_and_is_visible_to_contacts_only() {
 
     let mut a = WsClient::connect(&gw.url("/ws"), &alice.token).await.expect("alice");
     let b = WsClient::connect(&gw.url(&format!("/ws/chat/{cid}/")), &bob.token).await.expect("bob");
-    // Alice's own presence comes first; then Bob's.
-    let mut online = a.next_of("presence", WAIT).await.expect("presence");
-    if online["data"]["user_id"] == alice.id.to_string() {
-        online = a.next_of("presence", WAIT).await.expect("presence");
-    }
+    // Alice also hears her own presence, in any order with Bob's: skip hers.
+    let online = presence_of(&mut a, bob.id).await;
     assert_eq!(online["data"], json!({"user_id": bob.id, "online": true}));
     assert_eq!(app.get(&presence(&bob), &alice).await.ok(200)["online"], true);
     assert_eq!(app.get(&presence(&bob), &stranger).await.problem(404), "not_found");
     assert_eq!(app.get(&presence(&stranger), &stranger).await.ok(200)["online"], false);
 
     b.close().await;
-    let offline = a.next_of("presence", WAIT).await.expect("presence");
+    let offline = presence_of(&mut a, bob.id).await;
     assert_eq!(offline["data"], json!({"user_id": bob.id, "online": false}));
     assert_eq!(app.get(&presence(&bob), &alice).await.ok(200)["online"], false);
 }
@@ -404,4 +401,14 @@ async fn logging_out_closes_open_sockets_and_bound_sockets_stay_bound() {
         }
     };
     assert!(closed.contains("4001") && closed.contains("session ended"), "{closed}");
+}
+
+/// The next presence event about `user`, skipping others'.
+async fn presence_of(ws: &mut WsClient, user: uuid::Uuid) -> serde_json::Value {
+    loop {
+        let p = ws.next_of("presence", WAIT).await.expect("presence");
+        if p["data"]["user_id"] == user.to_string() {
+            return p;
+        }
+    }
 }
