@@ -81,6 +81,11 @@ impl Gateway {
         format!("ws://{}{}", self.addr, path)
     }
 
+    /// The process id (to kill it from another program, e.g. the browser tests).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// SIGKILL: the process dies at once, without draining.
     pub async fn kill(&mut self) {
         let _ = self.child.start_kill();

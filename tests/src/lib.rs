@@ -120,6 +120,17 @@ pub async fn test_settings() -> anyhow::Result<ServiceSettings> {
     })
 }
 
+/// The repository's `web/` directory.
+pub fn web_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../web")
+}
+
+/// Web client settings serving the repository's built client (`web/dist`), connecting
+/// to these gateways.
+pub fn web_settings(gateways: Vec<String>) -> chat_api::web::WebSettings {
+    chat_api::web::WebSettings { web_dir: web_root().join("dist"), gateways, secure_cookies: false }
+}
+
 /// A running `chat-api` on its own database.
 pub struct TestApp {
     pub base: String,
@@ -174,6 +185,11 @@ impl TestApp {
 
     /// Like [`TestApp::spawn`], with the settings adjusted first (e.g. another Redis).
     pub async fn spawn_with(adjust: impl FnOnce(&mut ServiceSettings)) -> anyhow::Result<Self> {
+        Self::spawn_full(adjust, web_settings(Vec::new())).await
+    }
+
+    /// Like [`TestApp::spawn_with`], with the web client's settings too.
+    pub async fn spawn_full(adjust: impl FnOnce(&mut ServiceSettings), web: chat_api::web::WebSettings) -> anyhow::Result<Self> {
         let mut settings = test_settings().await?;
         adjust(&mut settings);
         let service = settings.build()?;
@@ -182,9 +198,22 @@ impl TestApp {
         let (tx, rx) = oneshot::channel::<()>();
         let svc = service.clone();
         tokio::spawn(async move {
-            let _ = chat_api::serve(bound, svc, async { let _ = rx.await; }, Duration::from_secs(1)).await;
+            let _ = chat_api::serve(bound, svc, web, async { let _ = rx.await; }, Duration::from_secs(1)).await;
         });
         Ok(Self { base, http: reqwest::Client::new(), service, settings, shutdown: Some(tx) })
+    }
+
+    /// Serves the API once more, on another port, with these web client settings (same
+    /// service, so the same database and bus). Returns its base URL. Lets a test start
+    /// the gateways first and then tell the page where they are.
+    pub async fn serve_web(&self, web: chat_api::web::WebSettings) -> anyhow::Result<String> {
+        let bound = chat_api::bind("127.0.0.1:0").await?;
+        let base = format!("http://{}", bound.local_addr);
+        let svc = self.service.clone();
+        tokio::spawn(async move {
+            let _ = chat_api::serve(bound, svc, web, std::future::pending(), Duration::from_secs(1)).await;
+        });
+        Ok(base)
     }
 
     /// A reader on this app's bus, positioned at the current end of every shard.

@@ -30,7 +30,7 @@ async fn requests_get_a_retryable_503_while_postgres_is_unreachable() {
     let service = settings.build().expect("service builds without a database");
     let bound = chat_api::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", bound.local_addr);
-    tokio::spawn(chat_api::serve(bound, service, std::future::pending(), Duration::from_secs(1)));
+    tokio::spawn(chat_api::serve(bound, service, chat_tests::web_settings(Vec::new()), std::future::pending(), Duration::from_secs(1)));
     let http = reqwest::Client::new();
     let resp = http
         .post(format!("{base}/api/auth/login"))

@@ -56,7 +56,7 @@ async fn main() -> anyhow::Result<()> {
                 chat.store().migrate().await.context("applying migrations")?;
             }
             let bound = chat_api::bind(&api.addr).await.with_context(|| format!("binding {}", api.addr))?;
-            chat_api::serve(bound, chat, chat_telemetry::shutdown_signal(), Duration::from_secs(api.shutdown_grace_secs)).await?;
+            chat_api::serve(bound, chat, api.web, chat_telemetry::shutdown_signal(), Duration::from_secs(api.shutdown_grace_secs)).await?;
             tracing::info!("chat-api stopped");
             Ok(())
         }

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod models;
 pub mod routes;
 pub mod strict;
+pub mod web;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -22,7 +23,7 @@ use std::time::Duration;
 use chat_service::ChatService;
 use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::http::StatusCode;
-use poem::middleware::{NormalizePath, Tracing, TrailingSlash};
+use poem::middleware::{CookieJarManager, NormalizePath, Tracing, TrailingSlash};
 use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, Server};
 use poem_openapi::OpenApiService;
 
@@ -30,6 +31,7 @@ use routes::attachments::AttachmentsApi;
 use routes::auth::{AuthApi, UsersApi};
 use routes::channels::ChannelsApi;
 use routes::seed::{SeedApi, SeedExportApi};
+use routes::session::SessionApi;
 use routes::conversations::ConversationsApi;
 use routes::exports::ExportsApi;
 use routes::notifications::NotificationsApi;
@@ -51,12 +53,14 @@ pub struct ApiSettings {
     /// Seconds in-flight requests get to finish at shutdown.
     #[arg(long, env = "CHAT_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
+    #[command(flatten)]
+    pub web: web::WebSettings,
 }
 
-type Apis = (AuthApi, UsersApi, ConversationsApi, MessagesApi, AttachmentsApi, ExportsApi, NotificationsApi, ChannelsApi, SeedApi, SeedExportApi, HealthApi);
+type Apis = (AuthApi, SessionApi, UsersApi, ConversationsApi, MessagesApi, AttachmentsApi, ExportsApi, NotificationsApi, ChannelsApi, SeedApi, SeedExportApi, HealthApi);
 
 fn openapi_service() -> OpenApiService<Apis, ()> {
-    OpenApiService::new((AuthApi, UsersApi, ConversationsApi, MessagesApi, AttachmentsApi, ExportsApi, NotificationsApi, ChannelsApi, SeedApi, SeedExportApi, HealthApi), "Chat API", env!("CARGO_PKG_VERSION"))
+    OpenApiService::new((AuthApi, SessionApi, UsersApi, ConversationsApi, MessagesApi, AttachmentsApi, ExportsApi, NotificationsApi, ChannelsApi, SeedApi, SeedExportApi, HealthApi), "Chat API", env!("CARGO_PKG_VERSION"))
         .description(
             "REST API of the chat platform: accounts, conversations (direct and group), \
              participants with roles, messages with dense per-conversation `seq`, statuses and \
@@ -72,9 +76,9 @@ pub fn openapi_json() -> String {
     spec
 }
 
-/// The HTTP application: the API, `/openapi.json`, `/docs`, and problem+json for every
-/// error.
-pub fn app(service: ChatService) -> impl Endpoint {
+/// The HTTP application: the API, `/openapi.json`, `/docs`, the web client at `/chat/`,
+/// and problem+json for every error.
+pub fn app(service: ChatService, web: web::WebSettings) -> impl Endpoint {
     let metrics = metrics::ApiMetrics::new(&service);
     let api = openapi_service();
     let docs = api.swagger_ui();
@@ -83,6 +87,7 @@ pub fn app(service: ChatService) -> impl Endpoint {
         .nest("/", api)
         .at("/openapi.json", spec)
         .nest("/docs", docs)
+        .nest("/chat", web::endpoint(&web))
         .around(limit_body)
         // Seed clients use `/api/chat/conversations/`; the spec lists paths without the
         // trailing slash. Both are served.
@@ -93,7 +98,9 @@ pub fn app(service: ChatService) -> impl Endpoint {
             async move { metrics::record(metrics, &next, req).await }
         })
         .with(Tracing)
+        .with(CookieJarManager::new())
         .data(service)
+        .data(web)
 }
 
 /// A bound listener: the port is known before serving starts (tests bind port 0).
@@ -123,12 +130,13 @@ pub async fn bind(addr: &str) -> std::io::Result<Bound> {
 pub async fn serve(
     bound: Bound,
     service: ChatService,
+    web: web::WebSettings,
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
 ) -> std::io::Result<()> {
     tracing::info!(addr = %bound.local_addr, "chat-api listening");
     Server::new_with_acceptor(bound.acceptor)
-        .run_with_graceful_shutdown(app(service), shutdown, Some(grace))
+        .run_with_graceful_shutdown(app(service, web), shutdown, Some(grace))
         .await
 }
 

@@ -89,6 +89,16 @@ pub struct LoginRequest {
     pub password: Text,
 }
 
+/// A web session opened by `POST /api/auth/session`: the tokens are in `HttpOnly`
+/// cookies, out of the page's reach.
+#[derive(Debug, Clone, Object)]
+pub struct Session {
+    pub user: User,
+    /// Seconds until the access cookie expires; refresh before then at
+    /// `/api/auth/session/refresh`.
+    pub expires_in: u64,
+}
+
 #[derive(Debug, Clone, Object)]
 pub struct RefreshRequest {
     pub refresh_token: Text,

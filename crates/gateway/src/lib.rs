@@ -72,6 +72,10 @@ pub struct GatewaySettings {
     /// Seconds connections get to close at shutdown before the process exits.
     #[arg(long, env = "CHAT_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
+    /// Origins (`https://chat.example.com`) whose pages may connect with the session
+    /// cookie, besides pages on the gateway's own host. Comma-separated.
+    #[arg(long, env = "CHAT_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
 }
 
 impl GatewaySettings {
@@ -242,24 +246,57 @@ fn service_refusal(err: ServiceError) -> Response {
     }
 }
 
+/// Where the access token came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TokenSource {
+    /// Set by the client itself (header, subprotocol, query).
+    Explicit,
+    /// The `chat_token` cookie, which a browser sends whichever page opens the socket.
+    Cookie,
+}
+
 /// The access token, from (in order) the `Authorization: Bearer` header, a
 /// `Sec-WebSocket-Protocol` entry `bearer.<token>`, the `token` query parameter, or the
 /// `chat_token` cookie.
-fn token_of(req: &Request) -> Option<String> {
+fn token_of(req: &Request) -> Option<(String, TokenSource)> {
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
     if let Some(t) = header("authorization").and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer "))) {
-        return Some(t.trim().to_owned());
+        return Some((t.trim().to_owned(), TokenSource::Explicit));
     }
     if let Some(protocols) = header("sec-websocket-protocol")
         && let Some(t) = protocols.split(',').map(str::trim).find_map(|p| p.strip_prefix("bearer.")) {
-            return Some(t.to_owned());
+            return Some((t.to_owned(), TokenSource::Explicit));
         }
     if let Some(t) = query_param(req, "token") {
-        return Some(t);
+        return Some((t, TokenSource::Explicit));
     }
     header("cookie").and_then(|cookies| {
-        cookies.split(';').map(str::trim).find_map(|c| c.strip_prefix("chat_token=")).map(str::to_owned)
+        cookies
+            .split(';')
+            .map(str::trim)
+            .find_map(|c| c.strip_prefix("chat_token="))
+            .map(|t| (t.to_owned(), TokenSource::Cookie))
     })
+}
+
+/// Cross-site WebSocket hijacking guard: a socket authenticated by the cookie must come
+/// from a page on the gateway's own host (any port: the API serves the page on another
+/// one) or from an allowed origin.
+fn origin_allowed(req: &Request, allowed: &[String]) -> bool {
+    let Some(origin) = req.headers().get("origin").and_then(|v| v.to_str().ok()) else { return false };
+    if allowed.iter().any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(origin)) {
+        return true;
+    }
+    let host_of = |authority: &str| -> String {
+        let authority = authority.rsplit('@').next().unwrap_or(authority);
+        match authority.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or_default().to_ascii_lowercase(),
+            None => authority.split(':').next().unwrap_or_default().to_ascii_lowercase(),
+        }
+    };
+    let Some(origin_authority) = origin.split_once("://").map(|(_, rest)| rest) else { return false };
+    let Some(own) = req.headers().get("host").and_then(|v| v.to_str().ok()) else { return false };
+    host_of(origin_authority) == host_of(own)
 }
 
 fn query_param(req: &Request, name: &str) -> Option<String> {
@@ -296,7 +333,11 @@ fn resume_positions(req: &Request, scope: Scope) -> Result<BTreeMap<Conversation
 }
 
 async fn authenticate(state: &GatewayState, req: &Request) -> Result<Caller, Response> {
-    let token = token_of(req).ok_or_else(|| refuse(StatusCode::UNAUTHORIZED, "unauthenticated", "a valid access token is required"))?;
+    let (token, source) =
+        token_of(req).ok_or_else(|| refuse(StatusCode::UNAUTHORIZED, "unauthenticated", "a valid access token is required"))?;
+    if source == TokenSource::Cookie && !origin_allowed(req, &state.settings.allowed_origins) {
+        return Err(refuse(StatusCode::FORBIDDEN, "forbidden", "cookie sessions are accepted only from the chat's own pages"));
+    }
     state.service.authenticate(&token).await.map_err(service_refusal)
 }
 

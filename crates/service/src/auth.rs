@@ -13,6 +13,8 @@ pub struct Tokens {
     pub refresh_token: String,
     /// Seconds until the access token expires.
     pub expires_in: u64,
+    /// Seconds until the refresh token expires.
+    pub refresh_expires_in: u64,
     pub user_id: UserId,
 }
 
@@ -74,7 +76,13 @@ impl ChatService {
             .keys
             .issue_access(user_id, session)
             .map_err(|e| ServiceError::Internal(e.to_string()))?;
-        Ok(Tokens { access_token, refresh_token, expires_in: self.keys.access_ttl.as_secs(), user_id })
+        Ok(Tokens {
+            access_token,
+            refresh_token,
+            expires_in: self.keys.access_ttl.as_secs(),
+            refresh_expires_in: self.keys.refresh_ttl.as_secs(),
+            user_id,
+        })
     }
 
     /// Trades a refresh token for new tokens. The old refresh token stops working.

@@ -12,7 +12,7 @@ use poem_openapi::{ApiResponse, Multipart, OpenApi};
 use tokio::io::AsyncReadExt;
 use uuid::Uuid;
 
-use super::{BearerAuth, Tag};
+use super::{Auth, Tag};
 use crate::error::ApiError;
 use crate::models::Attachment;
 
@@ -69,7 +69,7 @@ impl AttachmentsApi {
     /// Upload a file to a conversation (participants). Then send it with a message's
     /// `attachments` once it is `ready`. Larger than the limit: 413, nothing kept.
     #[oai(path = "/api/chat/conversations/:id/attachments/", method = "post", operation_id = "upload_attachment")]
-    async fn upload(&self, svc: Data<&ChatService>, auth: BearerAuth, id: Path<Uuid>, form: UploadForm) -> Result<Uploaded, ApiError> {
+    async fn upload(&self, svc: Data<&ChatService>, auth: Auth, id: Path<Uuid>, form: UploadForm) -> Result<Uploaded, ApiError> {
         let caller = auth.caller(&svc).await?;
         let file_name = form.file.file_name().unwrap_or("file").to_owned();
         let declared = form.file.content_type().map(str::to_owned);
@@ -81,7 +81,7 @@ impl AttachmentsApi {
 
     /// An attachment's metadata and state (participants of its conversation).
     #[oai(path = "/api/chat/attachments/:id", method = "get", operation_id = "get_attachment")]
-    async fn get(&self, svc: Data<&ChatService>, auth: BearerAuth, id: Path<Uuid>) -> Result<Json<Attachment>, ApiError> {
+    async fn get(&self, svc: Data<&ChatService>, auth: Auth, id: Path<Uuid>) -> Result<Json<Attachment>, ApiError> {
         let caller = auth.caller(&svc).await?;
         Ok(Json(svc.attachment(&caller, AttachmentId::from(id.0)).await?.into()))
     }
@@ -89,18 +89,18 @@ impl AttachmentsApi {
     /// Download a ready attachment (participants): the bytes, or a redirect to a
     /// short-lived signed URL.
     #[oai(path = "/api/chat/attachments/:id/download", method = "get", operation_id = "download_attachment")]
-    async fn download(&self, svc: Data<&ChatService>, auth: BearerAuth, id: Path<Uuid>) -> Result<FileDownload, ApiError> {
+    async fn download(&self, svc: Data<&ChatService>, auth: Auth, id: Path<Uuid>) -> Result<FileDownload, ApiError> {
         serve(&svc, &auth, id.0, false).await
     }
 
     /// An image attachment's thumbnail (PNG, at most 256×256).
     #[oai(path = "/api/chat/attachments/:id/thumbnail", method = "get", operation_id = "attachment_thumbnail")]
-    async fn thumbnail(&self, svc: Data<&ChatService>, auth: BearerAuth, id: Path<Uuid>) -> Result<FileDownload, ApiError> {
+    async fn thumbnail(&self, svc: Data<&ChatService>, auth: Auth, id: Path<Uuid>) -> Result<FileDownload, ApiError> {
         serve(&svc, &auth, id.0, true).await
     }
 }
 
-async fn serve(svc: &ChatService, auth: &BearerAuth, id: Uuid, thumbnail: bool) -> Result<FileDownload, ApiError> {
+async fn serve(svc: &ChatService, auth: &Auth, id: Uuid, thumbnail: bool) -> Result<FileDownload, ApiError> {
     let caller = auth.caller(svc).await?;
     let (attachment, download) = svc.download_attachment(&caller, AttachmentId::from(id), thumbnail).await?;
     let content_type = if thumbnail {

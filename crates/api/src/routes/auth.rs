@@ -6,7 +6,7 @@ use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi};
 
-use super::{BearerAuth, NoContent, Tag};
+use super::{Auth, NoContent, Tag};
 use crate::error::ApiError;
 use crate::models::{LoginRequest, Presence, RefreshRequest, RegisterRequest, TokenPair, User};
 
@@ -42,7 +42,7 @@ impl AuthApi {
 
     /// Log out: the session's access and refresh tokens stop working at once.
     #[oai(path = "/api/auth/logout", method = "post", operation_id = "logout")]
-    async fn logout(&self, svc: Data<&ChatService>, auth: BearerAuth) -> Result<NoContent, ApiError> {
+    async fn logout(&self, svc: Data<&ChatService>, auth: Auth) -> Result<NoContent, ApiError> {
         let caller = auth.caller(&svc).await?;
         svc.logout(&caller).await?;
         Ok(NoContent::Done)
@@ -55,7 +55,7 @@ pub struct UsersApi;
 impl UsersApi {
     /// The caller's own account.
     #[oai(path = "/api/users/me", method = "get", operation_id = "me")]
-    async fn me(&self, svc: Data<&ChatService>, auth: BearerAuth) -> Result<Json<User>, ApiError> {
+    async fn me(&self, svc: Data<&ChatService>, auth: Auth) -> Result<Json<User>, ApiError> {
         let caller = auth.caller(&svc).await?;
         Ok(Json(svc.me(&caller).await?.into()))
     }
@@ -65,7 +65,7 @@ impl UsersApi {
     async fn search(
         &self,
         svc: Data<&ChatService>,
-        auth: BearerAuth,
+        auth: Auth,
         /// Text to look for.
         q: Query<String>,
         /// At most this many users (1–50, default 20).
@@ -78,7 +78,7 @@ impl UsersApi {
 
     /// Whether a user is online: yourself, or someone you share a conversation with.
     #[oai(path = "/api/users/:id/presence", method = "get", operation_id = "user_presence")]
-    async fn presence(&self, svc: Data<&ChatService>, auth: BearerAuth, id: Path<uuid::Uuid>) -> Result<Json<Presence>, ApiError> {
+    async fn presence(&self, svc: Data<&ChatService>, auth: Auth, id: Path<uuid::Uuid>) -> Result<Json<Presence>, ApiError> {
         let caller = auth.caller(&svc).await?;
         let answer = svc.presence(&caller, &[chat_domain::UserId::from(id.0)]).await?;
         let (user, online) = answer.into_iter().next().ok_or(chat_service::ServiceError::NotFound("user"))?;

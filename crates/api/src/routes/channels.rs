@@ -9,7 +9,7 @@ use poem_openapi::{ApiResponse, OpenApi};
 use uuid::Uuid;
 
 use super::messages::render_page;
-use super::{BearerAuth, NoContent, Tag};
+use super::{Auth, NoContent, Tag};
 use crate::error::ApiError;
 use crate::models::{
     Flag, FlagRequest, FlagState, Message, ModerationDecision, ModerationRecord, ModerationRequest, PinRequest,
@@ -40,7 +40,7 @@ impl ChannelsApi {
     async fn add_reaction(
         &self,
         svc: Data<&ChatService>,
-        auth: BearerAuth,
+        auth: Auth,
         id: Path<Uuid>,
         message_id: Path<Uuid>,
         /// The emoji (URL-encoded), e.g. `%F0%9F%91%8D` for 👍.
@@ -61,7 +61,7 @@ impl ChannelsApi {
     async fn remove_reaction(
         &self,
         svc: Data<&ChatService>,
-        auth: BearerAuth,
+        auth: Auth,
         id: Path<Uuid>,
         message_id: Path<Uuid>,
         emoji: Path<String>,
@@ -74,7 +74,7 @@ impl ChannelsApi {
 
     /// The conversation's pinned messages, newest pin first.
     #[oai(path = "/api/chat/conversations/:id/pins/", method = "get", operation_id = "list_pins")]
-    async fn pins(&self, svc: Data<&ChatService>, auth: BearerAuth, id: Path<Uuid>) -> Result<Json<Vec<PinnedMessage>>, ApiError> {
+    async fn pins(&self, svc: Data<&ChatService>, auth: Auth, id: Path<Uuid>) -> Result<Json<Vec<PinnedMessage>>, ApiError> {
         let caller = auth.caller(&svc).await?;
         let conversation = ConversationId::from(id.0);
         let pins = svc.pins(&caller, conversation).await?;
@@ -91,7 +91,7 @@ impl ChannelsApi {
 
     /// Pin a message (moderators, admins and owners).
     #[oai(path = "/api/chat/conversations/:id/pins/", method = "post", operation_id = "pin_message")]
-    async fn pin(&self, svc: Data<&ChatService>, auth: BearerAuth, id: Path<Uuid>, body: Json<PinRequest>) -> Result<NoContent, ApiError> {
+    async fn pin(&self, svc: Data<&ChatService>, auth: Auth, id: Path<Uuid>, body: Json<PinRequest>) -> Result<NoContent, ApiError> {
         let caller = auth.caller(&svc).await?;
         let (c, m) = ids(id.0, body.message_id);
         svc.set_pinned(&caller, c, m, true).await?;
@@ -100,7 +100,7 @@ impl ChannelsApi {
 
     /// Unpin a message (moderators, admins and owners).
     #[oai(path = "/api/chat/conversations/:id/pins/:message_id/", method = "delete", operation_id = "unpin_message")]
-    async fn unpin(&self, svc: Data<&ChatService>, auth: BearerAuth, id: Path<Uuid>, message_id: Path<Uuid>) -> Result<NoContent, ApiError> {
+    async fn unpin(&self, svc: Data<&ChatService>, auth: Auth, id: Path<Uuid>, message_id: Path<Uuid>) -> Result<NoContent, ApiError> {
         let caller = auth.caller(&svc).await?;
         let (c, m) = ids(id.0, message_id.0);
         svc.set_pinned(&caller, c, m, false).await?;
@@ -112,7 +112,7 @@ impl ChannelsApi {
     async fn thread(
         &self,
         svc: Data<&ChatService>,
-        auth: BearerAuth,
+        auth: Auth,
         id: Path<Uuid>,
         message_id: Path<Uuid>,
         /// Only replies with a greater seq.
@@ -136,7 +136,7 @@ impl ChannelsApi {
     async fn flag(
         &self,
         svc: Data<&ChatService>,
-        auth: BearerAuth,
+        auth: Auth,
         id: Path<Uuid>,
         message_id: Path<Uuid>,
         body: Json<FlagRequest>,
@@ -151,7 +151,7 @@ impl ChannelsApi {
     async fn flags(
         &self,
         svc: Data<&ChatService>,
-        auth: BearerAuth,
+        auth: Auth,
         id: Path<Uuid>,
         /// Only flags in this state (default: all).
         state: Query<Option<FlagState>>,
@@ -167,7 +167,7 @@ impl ChannelsApi {
     async fn moderate(
         &self,
         svc: Data<&ChatService>,
-        auth: BearerAuth,
+        auth: Auth,
         id: Path<Uuid>,
         message_id: Path<Uuid>,
         body: Json<ModerationRequest>,
@@ -184,7 +184,7 @@ impl ChannelsApi {
     async fn moderation_record(
         &self,
         svc: Data<&ChatService>,
-        auth: BearerAuth,
+        auth: Auth,
         id: Path<Uuid>,
         message_id: Path<Uuid>,
     ) -> Result<Json<ModerationRecord>, ApiError> {
@@ -203,7 +203,7 @@ impl ChannelsApi {
     async fn search(
         &self,
         svc: Data<&ChatService>,
-        auth: BearerAuth,
+        auth: Auth,
         q: Query<String>,
         /// 1–100 (default 20).
         limit: Query<Option<i64>>,

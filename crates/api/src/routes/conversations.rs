@@ -9,7 +9,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi};
 use uuid::Uuid;
 
-use super::{BearerAuth, NoContent, Tag};
+use super::{Auth, NoContent, Tag};
 use crate::error::ApiError;
 use crate::models::{
     parse_context_type, AddParticipantRequest, Conversation, ConversationInfo, CreateConversationRequest,
@@ -36,7 +36,7 @@ impl ConversationsApi {
     async fn list(
         &self,
         svc: Data<&ChatService>,
-        auth: BearerAuth,
+        auth: Auth,
         /// Only conversations of this context type (English or Portuguese name).
         context_type: Query<Option<String>>,
         /// Only conversations of this context id.
@@ -65,7 +65,7 @@ impl ConversationsApi {
     async fn create(
         &self,
         svc: Data<&ChatService>,
-        auth: BearerAuth,
+        auth: Auth,
         body: Json<CreateConversationRequest>,
     ) -> Result<ConversationCreated, ApiError> {
         let caller = auth.caller(&svc).await?;
@@ -88,7 +88,7 @@ impl ConversationsApi {
 
     /// One of the caller's conversations.
     #[oai(path = "/api/chat/conversations/:id/", method = "get", operation_id = "get_conversation")]
-    async fn get(&self, svc: Data<&ChatService>, auth: BearerAuth, id: Path<Uuid>) -> Result<Json<Conversation>, ApiError> {
+    async fn get(&self, svc: Data<&ChatService>, auth: Auth, id: Path<Uuid>) -> Result<Json<Conversation>, ApiError> {
         let caller = auth.caller(&svc).await?;
         Ok(Json(svc.conversation(&caller, ConversationId::from(id.0)).await?.into()))
     }
@@ -98,7 +98,7 @@ impl ConversationsApi {
     async fn update(
         &self,
         svc: Data<&ChatService>,
-        auth: BearerAuth,
+        auth: Auth,
         id: Path<Uuid>,
         body: Json<UpdateConversationRequest>,
     ) -> Result<Json<ConversationInfo>, ApiError> {
@@ -114,7 +114,7 @@ impl ConversationsApi {
 
     /// Delete a group with all its messages (owners).
     #[oai(path = "/api/chat/conversations/:id/", method = "delete", operation_id = "delete_conversation")]
-    async fn delete(&self, svc: Data<&ChatService>, auth: BearerAuth, id: Path<Uuid>) -> Result<NoContent, ApiError> {
+    async fn delete(&self, svc: Data<&ChatService>, auth: Auth, id: Path<Uuid>) -> Result<NoContent, ApiError> {
         let caller = auth.caller(&svc).await?;
         svc.delete_conversation(&caller, ConversationId::from(id.0)).await?;
         Ok(NoContent::Done)
@@ -125,7 +125,7 @@ impl ConversationsApi {
     async fn participants(
         &self,
         svc: Data<&ChatService>,
-        auth: BearerAuth,
+        auth: Auth,
         id: Path<Uuid>,
     ) -> Result<Json<Vec<Participant>>, ApiError> {
         let caller = auth.caller(&svc).await?;
@@ -138,7 +138,7 @@ impl ConversationsApi {
     async fn add_participant(
         &self,
         svc: Data<&ChatService>,
-        auth: BearerAuth,
+        auth: Auth,
         id: Path<Uuid>,
         body: Json<AddParticipantRequest>,
     ) -> Result<ParticipantAdded, ApiError> {
@@ -158,7 +158,7 @@ impl ConversationsApi {
     async fn update_participant(
         &self,
         svc: Data<&ChatService>,
-        auth: BearerAuth,
+        auth: Auth,
         id: Path<Uuid>,
         user_id: Path<Uuid>,
         body: Json<UpdateParticipantRequest>,
@@ -179,7 +179,7 @@ impl ConversationsApi {
     async fn remove_participant(
         &self,
         svc: Data<&ChatService>,
-        auth: BearerAuth,
+        auth: Auth,
         id: Path<Uuid>,
         user_id: Path<Uuid>,
     ) -> Result<NoContent, ApiError> {

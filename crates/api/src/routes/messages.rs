@@ -10,7 +10,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi};
 use uuid::Uuid;
 
-use super::{BearerAuth, Tag};
+use super::{Auth, Tag};
 use crate::error::ApiError;
 use crate::models::{EditMessageRequest, Message, MessageStatuses, SendMessageRequest, WatermarkRequest, Watermarks};
 
@@ -51,7 +51,7 @@ pub struct Window {
 /// Reads a page of history and renders it with statuses.
 pub async fn history_page(
     svc: &ChatService,
-    auth: &BearerAuth,
+    auth: &Auth,
     conversation: Uuid,
     window: Window,
 ) -> Result<MessagePage, ApiError> {
@@ -62,7 +62,7 @@ pub async fn history_page(
 /// A rendered page of history and whether more lies beyond it.
 pub async fn history_rendered(
     svc: &ChatService,
-    auth: &BearerAuth,
+    auth: &Auth,
     conversation: Uuid,
     window: Window,
 ) -> Result<(Vec<Message>, bool), ApiError> {
@@ -107,7 +107,7 @@ impl MessagesApi {
     async fn list(
         &self,
         svc: Data<&ChatService>,
-        auth: BearerAuth,
+        auth: Auth,
         conversation_pk: Path<Uuid>,
         /// Only messages with a smaller seq.
         before: Query<Option<i64>>,
@@ -130,7 +130,7 @@ impl MessagesApi {
     async fn send(
         &self,
         svc: Data<&ChatService>,
-        auth: BearerAuth,
+        auth: Auth,
         conversation_pk: Path<Uuid>,
         body: Json<SendMessageRequest>,
     ) -> Result<MessageSent, ApiError> {
@@ -154,7 +154,7 @@ impl MessagesApi {
     async fn edit(
         &self,
         svc: Data<&ChatService>,
-        auth: BearerAuth,
+        auth: Auth,
         conversation_pk: Path<Uuid>,
         id: Path<Uuid>,
         body: Json<EditMessageRequest>,
@@ -172,7 +172,7 @@ impl MessagesApi {
     async fn delete(
         &self,
         svc: Data<&ChatService>,
-        auth: BearerAuth,
+        auth: Auth,
         conversation_pk: Path<Uuid>,
         id: Path<Uuid>,
     ) -> Result<Json<Message>, ApiError> {
@@ -192,7 +192,7 @@ impl MessagesApi {
     async fn statuses(
         &self,
         svc: Data<&ChatService>,
-        auth: BearerAuth,
+        auth: Auth,
         conversation_pk: Path<Uuid>,
         id: Path<Uuid>,
     ) -> Result<Json<MessageStatuses>, ApiError> {
@@ -211,7 +211,7 @@ impl MessagesApi {
     async fn read(
         &self,
         svc: Data<&ChatService>,
-        auth: BearerAuth,
+        auth: Auth,
         id: Path<Uuid>,
         body: Json<WatermarkRequest>,
     ) -> Result<Json<Watermarks>, ApiError> {
@@ -223,7 +223,7 @@ impl MessagesApi {
     async fn delivered(
         &self,
         svc: Data<&ChatService>,
-        auth: BearerAuth,
+        auth: Auth,
         id: Path<Uuid>,
         body: Json<WatermarkRequest>,
     ) -> Result<Json<Watermarks>, ApiError> {
@@ -233,7 +233,7 @@ impl MessagesApi {
 
 async fn mark(
     svc: &ChatService,
-    auth: &BearerAuth,
+    auth: &Auth,
     conversation: Uuid,
     which: Watermark,
     seq: i64,

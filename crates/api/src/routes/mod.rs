@@ -9,9 +9,10 @@ pub mod health;
 pub mod messages;
 pub mod notifications;
 pub mod seed;
+pub mod session;
 
 use chat_service::{Caller, ChatService};
-use poem_openapi::auth::Bearer;
+use poem_openapi::auth::{ApiKey, Bearer};
 use poem_openapi::{ApiResponse, SecurityScheme, Tags};
 
 use crate::error::ApiError;
@@ -33,12 +34,48 @@ pub enum Tag {
 /// `Authorization: Bearer <access_token>` from `/api/auth/login`.
 #[derive(SecurityScheme)]
 #[oai(ty = "bearer", bearer_format = "JWT")]
-pub struct BearerAuth(pub Bearer);
+pub struct BearerToken(Bearer);
 
-impl BearerAuth {
+/// The web client's session: the `chat_token` cookie set by `POST /api/auth/session`.
+/// Requests that change something must also carry the header `X-Requested-With`, which a
+/// page of another site cannot add (cross-site request forgery).
+#[derive(SecurityScheme)]
+#[oai(ty = "api_key", key_name = "chat_token", key_in = "cookie", checker = "session_cookie_guard")]
+pub struct SessionCookie(String);
+
+/// Header that cookie-authenticated writes must carry.
+pub const CSRF_HEADER: &str = "x-requested-with";
+
+async fn session_cookie_guard(req: &poem::Request, cookie: ApiKey) -> poem::Result<String> {
+    let safe = matches!(*req.method(), poem::http::Method::GET | poem::http::Method::HEAD);
+    if !safe && !req.headers().contains_key(CSRF_HEADER) {
+        return Err(poem::Error::from_string(
+            "requests authenticated by the session cookie must carry the X-Requested-With header",
+            poem::http::StatusCode::FORBIDDEN,
+        ));
+    }
+    Ok(cookie.key)
+}
+
+/// How a request authenticates: a bearer token (API clients) or the session cookie (the
+/// web client at `/chat/`). The bearer token wins when both are present.
+#[derive(SecurityScheme)]
+pub enum Auth {
+    Bearer(BearerToken),
+    Cookie(SessionCookie),
+}
+
+impl Auth {
+    fn token(&self) -> &str {
+        match self {
+            Auth::Bearer(BearerToken(bearer)) => &bearer.token,
+            Auth::Cookie(SessionCookie(token)) => token,
+        }
+    }
+
     /// The caller behind the token; expired or revoked tokens are refused.
     pub async fn caller(&self, service: &ChatService) -> Result<Caller, ApiError> {
-        Ok(service.authenticate(&self.0.token).await?)
+        Ok(service.authenticate(self.token()).await?)
     }
 }
 

@@ -12,7 +12,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use uuid::Uuid;
 
 use super::messages::{history_rendered, Window};
-use super::{BearerAuth, Tag};
+use super::{Auth, Tag};
 use crate::error::ApiError;
 use crate::models::{parse_context_type, Conversation, Message, Text};
 
@@ -111,7 +111,7 @@ impl SeedApi {
     /// Seed 002: create a channel (`{"contexto_tipo": "privado", "titulo": "…"}`). The
     /// caller becomes its owner.
     #[oai(path = "/api/chat/channels/", method = "post", operation_id = "seed_create_channel")]
-    async fn create(&self, svc: Data<&ChatService>, auth: BearerAuth, body: Json<CreateChannelRequest>) -> Result<ChannelCreated, ApiError> {
+    async fn create(&self, svc: Data<&ChatService>, auth: Auth, body: Json<CreateChannelRequest>) -> Result<ChannelCreated, ApiError> {
         let caller = auth.caller(&svc).await?;
         let body = body.0;
         let context_type = parse_context_type(&body.contexto_tipo).map_err(ServiceError::from)?;
@@ -131,7 +131,7 @@ impl SeedApi {
     async fn list(
         &self,
         svc: Data<&ChatService>,
-        auth: BearerAuth,
+        auth: Auth,
         contexto_tipo: Query<Option<String>>,
         contexto_id: Query<Option<String>>,
     ) -> Result<Json<Vec<Channel>>, ApiError> {
@@ -147,7 +147,7 @@ impl SeedApi {
     async fn messages(
         &self,
         svc: Data<&ChatService>,
-        auth: BearerAuth,
+        auth: Auth,
         id: Path<Uuid>,
         desde: Query<Option<String>>,
         ate: Query<Option<String>>,
@@ -180,7 +180,7 @@ impl SeedExportApi {
     async fn export(
         &self,
         svc: Data<&ChatService>,
-        auth: BearerAuth,
+        auth: Auth,
         id: Path<Uuid>,
         formato: Query<Option<String>>,
         desde: Query<Option<String>>,

@@ -1,0 +1,121 @@
+//! `/api/auth/session`: sessions of the web client, kept in `HttpOnly` cookies.
+//!
+//! `chat_token` holds the access token (path `/`, so the gateways on the same host get it
+//! with the WebSocket upgrade); `chat_refresh` holds the single-use refresh token and is
+//! only ever sent to `/api/auth/session`. Both are `SameSite=Strict`, and `Secure` when
+//! [`WebSettings::secure_cookies`] is set.
+
+use chat_service::auth::Tokens;
+use chat_service::{ChatService, ServiceError};
+use poem::web::cookie::{Cookie, CookieJar, SameSite};
+use poem::web::Data;
+use poem::Request;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, OpenApi};
+
+use super::{Auth, Tag, CSRF_HEADER};
+use crate::error::ApiError;
+use crate::models::{LoginRequest, Session};
+use crate::web::WebSettings;
+
+/// The access token cookie (also read by the gateways).
+pub const ACCESS_COOKIE: &str = "chat_token";
+/// The refresh token cookie.
+pub const REFRESH_COOKIE: &str = "chat_refresh";
+const REFRESH_PATH: &str = "/api/auth/session";
+
+pub struct SessionApi;
+
+#[derive(ApiResponse)]
+pub enum SessionClosed {
+    /// The session is closed and its cookies are cleared.
+    #[oai(status = 204)]
+    Closed,
+}
+
+#[OpenApi(tag = "Tag::Auth")]
+impl SessionApi {
+    /// Web client login: like `/api/auth/login`, but the tokens are set as `HttpOnly`
+    /// cookies (`chat_token`, `chat_refresh`) instead of being returned.
+    #[oai(path = "/api/auth/session", method = "post", operation_id = "open_session")]
+    async fn open(
+        &self,
+        svc: Data<&ChatService>,
+        web: Data<&WebSettings>,
+        jar: &CookieJar,
+        body: Json<LoginRequest>,
+    ) -> Result<Json<Session>, ApiError> {
+        let tokens = svc.login(&body.username, &body.password).await?;
+        session(&svc, &web, jar, tokens).await
+    }
+
+    /// Web client refresh: trades the `chat_refresh` cookie for new cookies. Needs the
+    /// `X-Requested-With` header. A missing, used or expired refresh cookie is a 401 and
+    /// clears the cookies.
+    #[oai(path = "/api/auth/session/refresh", method = "post", operation_id = "refresh_session")]
+    async fn refresh(
+        &self,
+        req: &Request,
+        svc: Data<&ChatService>,
+        web: Data<&WebSettings>,
+        jar: &CookieJar,
+    ) -> Result<Json<Session>, ApiError> {
+        if !req.headers().contains_key(CSRF_HEADER) {
+            return Err(ApiError::forbidden("the X-Requested-With header is required"));
+        }
+        let refresh_token = jar.get(REFRESH_COOKIE).map(|c| c.value_str().to_owned());
+        let refreshed = match refresh_token {
+            Some(token) => svc.refresh(&token).await,
+            None => Err(ServiceError::Unauthenticated),
+        };
+        match refreshed {
+            Ok(tokens) => session(&svc, &web, jar, tokens).await,
+            Err(e) => {
+                clear(&web, jar);
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Web client logout: ends the session (its tokens stop working at once) and clears
+    /// the cookies.
+    #[oai(path = "/api/auth/session", method = "delete", operation_id = "close_session")]
+    async fn close(
+        &self,
+        svc: Data<&ChatService>,
+        web: Data<&WebSettings>,
+        jar: &CookieJar,
+        auth: Auth,
+    ) -> Result<SessionClosed, ApiError> {
+        let caller = auth.caller(&svc).await?;
+        svc.logout(&caller).await?;
+        clear(&web, jar);
+        Ok(SessionClosed::Closed)
+    }
+}
+
+async fn session(svc: &ChatService, web: &WebSettings, jar: &CookieJar, tokens: Tokens) -> Result<Json<Session>, ApiError> {
+    let caller = svc.authenticate(&tokens.access_token).await?;
+    let user = svc.me(&caller).await?;
+    jar.add(cookie(web, ACCESS_COOKIE, &tokens.access_token, "/", tokens.expires_in));
+    jar.add(cookie(web, REFRESH_COOKIE, &tokens.refresh_token, REFRESH_PATH, tokens.refresh_expires_in));
+    Ok(Json(Session { user: user.into(), expires_in: tokens.expires_in }))
+}
+
+fn cookie(web: &WebSettings, name: &str, value: &str, path: &str, max_age_secs: u64) -> Cookie {
+    let mut cookie = Cookie::new_with_str(name, value);
+    cookie.set_path(path);
+    cookie.set_http_only(true);
+    cookie.set_same_site(SameSite::Strict);
+    cookie.set_secure(web.secure_cookies);
+    cookie.set_max_age(std::time::Duration::from_secs(max_age_secs));
+    cookie
+}
+
+fn clear(web: &WebSettings, jar: &CookieJar) {
+    for (name, path) in [(ACCESS_COOKIE, "/"), (REFRESH_COOKIE, REFRESH_PATH)] {
+        let mut gone = cookie(web, name, "", path, 0);
+        gone.make_removal();
+        jar.add(gone);
+    }
+}

@@ -1,0 +1,287 @@
+//! The web client at `/chat/`: its cookie sessions, how it is served, the gateway's
+//! guard against other sites' pages, and the end-to-end run in headless Chromium
+//! (`web/e2e/chat.e2e.mjs`).
+
+use std::time::Duration;
+
+use chat_tests::fleet::{Gateway, WsClient, Worker};
+use chat_tests::{web_root, web_settings, TestApp};
+use reqwest::header::{HeaderMap, COOKIE, SET_COOKIE};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+const PASSWORD: &str = "correct horse battery";
+
+/// The `Set-Cookie` headers of an answer, by cookie name.
+fn set_cookies(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split_once('=').map(|(name, rest)| (name.to_owned(), rest.to_owned())))
+        .collect()
+}
+
+fn cookie_value(cookies: &[(String, String)], name: &str) -> Option<String> {
+    cookies.iter().find(|(n, _)| n == name).map(|(_, rest)| rest.split(';').next().unwrap_or_default().to_owned())
+}
+
+struct Call<'a> {
+    app: &'a TestApp,
+    method: Method,
+    path: &'a str,
+    cookie: Option<String>,
+    csrf: bool,
+    body: Option<Value>,
+}
+
+impl<'a> Call<'a> {
+    fn new(app: &'a TestApp, method: Method, path: &'a str) -> Self {
+        Self { app, method, path, cookie: None, csrf: true, body: None }
+    }
+    fn cookie(mut self, cookie: String) -> Self {
+        self.cookie = Some(cookie);
+        self
+    }
+    fn without_csrf(mut self) -> Self {
+        self.csrf = false;
+        self
+    }
+    fn json(mut self, body: Value) -> Self {
+        self.body = Some(body);
+        self
+    }
+    async fn send(self) -> (StatusCode, HeaderMap, Value) {
+        let mut req = self.app.http.request(self.method, format!("{}{}", self.app.base, self.path));
+        if let Some(c) = self.cookie {
+            req = req.header(COOKIE, c);
+        }
+        if self.csrf {
+            req = req.header("X-Requested-With", "chat-web");
+        }
+        if let Some(b) = self.body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp.json::<Value>().await.unwrap_or(Value::Null);
+        (status, headers, body)
+    }
+}
+
+#[tokio::test]
+async fn session_cookies_log_in_refresh_and_log_out() {
+    let app = TestApp::spawn().await.expect("app");
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+
+    // Wrong password: 401 and no cookies.
+    let (status, headers, _) = Call::new(&app, Method::POST, "/api/auth/session")
+        .json(json!({"username": alice.username, "password": "wrong password!"}))
+        .send()
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(set_cookies(&headers).is_empty());
+
+    let (status, headers, body) = Call::new(&app, Method::POST, "/api/auth/session")
+        .json(json!({"username": alice.username, "password": PASSWORD}))
+        .send()
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["user"]["username"], alice.username.as_str());
+    assert_eq!(body["expires_in"], 900);
+    let cookies = set_cookies(&headers);
+    let (_, access_attrs) = cookies.iter().find(|(n, _)| n == "chat_token").expect("chat_token cookie");
+    let (_, refresh_attrs) = cookies.iter().find(|(n, _)| n == "chat_refresh").expect("chat_refresh cookie");
+    for attrs in [access_attrs, refresh_attrs] {
+        assert!(attrs.contains("HttpOnly"), "{attrs}");
+        assert!(attrs.contains("SameSite=Strict"), "{attrs}");
+    }
+    assert!(access_attrs.contains("Path=/;") || access_attrs.ends_with("Path=/"), "{access_attrs}");
+    assert!(refresh_attrs.contains("Path=/api/auth/session"), "{refresh_attrs}");
+    let access = format!("chat_token={}", cookie_value(&cookies, "chat_token").unwrap());
+    let refresh = format!("chat_refresh={}", cookie_value(&cookies, "chat_refresh").unwrap());
+
+    // Reads with the cookie work without the CSRF header.
+    let (status, _, me) = Call::new(&app, Method::GET, "/api/users/me").cookie(access.clone()).without_csrf().send().await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(me["id"], alice.id.to_string());
+
+    // A write with the cookie but without X-Requested-With (what another site's form
+    // could send) is refused and changes nothing.
+    let create = json!({"is_group": false, "participants": [bob.id]});
+    let (status, headers, problem) = Call::new(&app, Method::POST, "/api/chat/conversations")
+        .cookie(access.clone())
+        .without_csrf()
+        .json(create.clone())
+        .send()
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{problem}");
+    assert!(headers[reqwest::header::CONTENT_TYPE].to_str().unwrap().starts_with("application/problem+json"));
+    assert_eq!(problem["code"], "forbidden");
+    let list = app.get("/api/chat/conversations", &alice).await;
+    assert_eq!(list.ok(200).as_array().map(Vec::len), Some(0), "nothing was created");
+
+    let (status, _, created) =
+        Call::new(&app, Method::POST, "/api/chat/conversations").cookie(access.clone()).json(create).send().await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+
+    // Refresh without the header: refused, nothing rotated.
+    let (status, _, _) =
+        Call::new(&app, Method::POST, "/api/auth/session/refresh").cookie(refresh.clone()).without_csrf().send().await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // Refresh: new cookies.
+    let (status, headers, body) =
+        Call::new(&app, Method::POST, "/api/auth/session/refresh").cookie(refresh.clone()).send().await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let renewed = set_cookies(&headers);
+    let new_access = format!("chat_token={}", cookie_value(&renewed, "chat_token").expect("new access cookie"));
+    assert!(cookie_value(&renewed, "chat_refresh").is_some_and(|v| format!("chat_refresh={v}") != refresh));
+    // The refresh cookie is single use: a replay is a 401 that clears the cookies.
+    let (status, headers, _) = Call::new(&app, Method::POST, "/api/auth/session/refresh").cookie(refresh).send().await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let cleared = set_cookies(&headers);
+    assert!(cleared.iter().any(|(n, a)| n == "chat_token" && a.contains("Max-Age=0")), "{cleared:?}");
+
+    // Logout ends the session at once.
+    let (status, _, _) = Call::new(&app, Method::DELETE, "/api/auth/session").cookie(new_access.clone()).send().await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _, _) = Call::new(&app, Method::GET, "/api/users/me").cookie(new_access).send().await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // A user with a bearer token is not affected by the cookie rules.
+    let (status, _, _) = {
+        let resp = app
+            .http
+            .post(format!("{}/api/chat/conversations", app.base))
+            .bearer_auth(&bob.token)
+            .json(&json!({"is_group": true, "name": "bearer group", "participants": []}))
+            .send()
+            .await
+            .unwrap();
+        (resp.status(), (), ())
+    };
+    assert_eq!(status, StatusCode::CREATED);
+}
+
+fn require_built_client() {
+    let index = web_root().join("dist/index.html");
+    assert!(
+        index.is_file(),
+        "{} is missing: build the web client first (`npm ci && npm run build` in web/; ./ops/test does)",
+        index.display()
+    );
+}
+
+#[tokio::test]
+async fn the_page_is_served_with_its_config_and_protective_headers() {
+    require_built_client();
+    let app = TestApp::spawn().await.expect("app");
+    let web = app.serve_web(web_settings(vec![":9001".into(), "wss://chat.example.com".into()])).await.expect("web");
+    let http = &app.http;
+
+    for path in ["/chat/", "/chat", "/chat/c/0190b5a4-6f6e-7a3c-9e1f-3c2d1b0a9f8e"] {
+        let resp = http.get(format!("{web}{path}")).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{path}");
+        let csp = resp.headers()["content-security-policy"].to_str().unwrap().to_owned();
+        assert!(csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'self'"), "{csp}");
+        assert_eq!(resp.headers()["x-frame-options"], "DENY");
+        let html = resp.text().await.unwrap();
+        assert!(html.contains(r#"<div id="app">"#), "{path}: {html}");
+    }
+
+    let config: Value = http.get(format!("{web}/chat/config.json")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(config, json!({"gateways": [":9001", "wss://chat.example.com"]}));
+
+    // Hashed assets are cached for good.
+    let html = http.get(format!("{web}/chat/")).send().await.unwrap().text().await.unwrap();
+    let script = html.split("src=\"").nth(1).and_then(|s| s.split('"').next()).expect("script tag").to_owned();
+    assert!(script.starts_with("/chat/assets/"), "{script}");
+    let resp = http.get(format!("{web}{script}")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp.headers()["cache-control"].to_str().unwrap().contains("immutable"));
+    assert!(resp.headers()["content-type"].to_str().unwrap().contains("javascript"));
+
+    // Nothing outside the build directory is reachable.
+    let resp = http.get(format!("{web}/chat/..%2f..%2fCargo.toml")).send().await.unwrap();
+    let body = resp.text().await.unwrap();
+    assert!(!body.contains("[workspace]"), "escaped the web directory");
+
+    // Without a built client: a clear 503, not an empty page.
+    let mut missing = web_settings(Vec::new());
+    missing.web_dir = std::env::temp_dir().join("chat-web-not-built");
+    let bare = app.serve_web(missing).await.expect("web");
+    let resp = http.get(format!("{bare}/chat/")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let problem: Value = resp.json().await.unwrap();
+    assert_eq!(problem["code"], "web_client_not_built");
+}
+
+#[tokio::test]
+async fn gateways_accept_the_session_cookie_only_from_the_chats_own_pages() {
+    let app = TestApp::spawn().await.expect("app");
+    let gateway = Gateway::spawn("cookie", &app.settings, &[("CHAT_ALLOWED_ORIGINS", "https://chat.example.com")])
+        .await
+        .expect("gateway");
+    let alice = app.user("alice").await;
+    let connect = |origin: Option<&'static str>| {
+        let mut request = gateway.url("/ws").into_client_request().unwrap();
+        request.headers_mut().insert("cookie", format!("theme=dark; chat_token={}", alice.token).parse().unwrap());
+        if let Some(origin) = origin {
+            request.headers_mut().insert("origin", origin.parse().unwrap());
+        }
+        WsClient::connect_request(request)
+    };
+    // Another site's page, or no Origin at all: refused before the upgrade.
+    assert_eq!(connect(Some("https://evil.example")).await.err(), Some(403));
+    assert_eq!(connect(Some("http://127.0.0.1.evil.example:8080")).await.err(), Some(403));
+    assert_eq!(connect(None).await.err(), Some(403));
+    // A page on the gateway's own host (the API's port), or an allowed origin: accepted.
+    let own = connect(Some("http://127.0.0.1:8080")).await.expect("own host");
+    assert_eq!(own.hello["user_id"], alice.id.to_string());
+    connect(Some("https://chat.example.com")).await.expect("allowed origin");
+    // Explicit tokens do not depend on the Origin.
+    WsClient::connect(&gateway.url("/ws"), &alice.token).await.expect("bearer");
+}
+
+/// The whole page in headless Chromium: two people sign up, talk live (typing, receipts,
+/// reactions, replies, edits, deletes, an image), reload, survive the death of their
+/// gateway, and a third person cannot open their conversation. See
+/// `web/e2e/chat.e2e.mjs`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_web_client_works_end_to_end_in_headless_chromium() {
+    require_built_client();
+    let e2e = web_root().join("e2e/chat.e2e.mjs");
+    assert!(web_root().join("node_modules/playwright-core").is_dir(), "run `npm ci` in web/ first (./ops/test does)");
+    let app = TestApp::spawn().await.expect("app");
+    let gateways = [
+        Gateway::spawn("gw-a", &app.settings, &[]).await.expect("gateway a"),
+        Gateway::spawn("gw-b", &app.settings, &[]).await.expect("gateway b"),
+    ];
+    let _worker = Worker::spawn(&app.settings).await.expect("worker");
+    let urls = gateways.iter().map(|g| format!("ws://{}", g.addr)).collect();
+    let base = app.serve_web(web_settings(urls)).await.expect("web");
+    let pids: serde_json::Map<String, Value> =
+        gateways.iter().map(|g| (g.name.clone(), json!(g.pid().expect("running")))).collect();
+
+    let artifacts = web_root().join("e2e/artifacts");
+    let mut command = tokio::process::Command::new("node");
+    command
+        .arg(&e2e)
+        .current_dir(web_root())
+        .env("CHAT_E2E_BASE_URL", &base)
+        .env("CHAT_E2E_GATEWAY_PIDS", Value::Object(pids).to_string())
+        .env("CHAT_E2E_ARTIFACTS", &artifacts)
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(Duration::from_secs(240), command.output())
+        .await
+        .expect("the browser test finishes within 4 minutes")
+        .expect("node runs (install Node.js; ./ops/test does)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("{stdout}");
+    eprintln!("{stderr}");
+    assert!(output.status.success(), "the browser test failed ({}); screenshots in {}", output.status, artifacts.display());
+    assert!(stdout.contains("all browser checks passed"), "{stdout}");
+}

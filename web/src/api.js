@@ -1,0 +1,130 @@
+// The REST client: every call of the page to chat-api goes through here.
+//
+// The session lives in HttpOnly cookies set by POST /api/auth/session; the page never
+// sees a token. Writes carry X-Requested-With (the API refuses cookie-authenticated writes
+// without it, so another site cannot forge them). A 401 triggers one refresh of the
+// session and one retry; if that fails too, `onSessionLost` is called.
+
+const CSRF = { 'X-Requested-With': 'chat-web' };
+
+/** An error answer of the API (problem+json). */
+export class ApiError extends Error {
+  constructor(status, problem) {
+    super(problem?.detail || problem?.title || `HTTP ${status}`);
+    this.status = status;
+    this.code = problem?.code || 'http_error';
+    this.errors = problem?.errors || [];
+  }
+}
+
+let onSessionLost = () => {};
+let refreshing = null;
+
+/** Called when the session can no longer be refreshed (logged out elsewhere, expired). */
+export function setSessionLostHandler(handler) {
+  onSessionLost = handler;
+}
+
+async function parse(response) {
+  if (response.status === 204) return null;
+  const type = response.headers.get('content-type') || '';
+  const body = type.includes('json') ? await response.json().catch(() => null) : null;
+  if (!response.ok) throw new ApiError(response.status, body);
+  return body;
+}
+
+/** Trades the refresh cookie for new cookies; one refresh at a time. */
+export function refreshSession() {
+  refreshing ??= fetch('/api/auth/session/refresh', { method: 'POST', headers: CSRF, credentials: 'same-origin' })
+    .then(parse)
+    .finally(() => {
+      refreshing = null;
+    });
+  return refreshing;
+}
+
+async function call(method, path, { body, retry = true, raw = false } = {}) {
+  const headers = { ...CSRF };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  const response = await fetch(path, {
+    method,
+    headers,
+    credentials: 'same-origin',
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (response.status === 401 && retry) {
+    try {
+      await refreshSession();
+    } catch (err) {
+      onSessionLost();
+      throw err;
+    }
+    return call(method, path, { body, retry: false, raw });
+  }
+  if (raw) {
+    const hasMore = response.headers.get('x-has-more') === 'true';
+    return { body: await parse(response), hasMore };
+  }
+  return parse(response);
+}
+
+const enc = encodeURIComponent;
+
+export const api = {
+  register: (username, password, display_name) =>
+    call('POST', '/api/auth/register', { body: { username, password, display_name: display_name || undefined }, retry: false }),
+  login: (username, password) => call('POST', '/api/auth/session', { body: { username, password }, retry: false }),
+  logout: () => call('DELETE', '/api/auth/session', { retry: false }),
+  me: () => call('GET', '/api/users/me'),
+  searchUsers: (q) => call('GET', `/api/users?q=${enc(q)}&limit=10`),
+  presence: (userId) => call('GET', `/api/users/${userId}/presence`),
+
+  conversations: () => call('GET', '/api/chat/conversations'),
+  conversation: (id) => call('GET', `/api/chat/conversations/${id}`),
+  createConversation: (body) => call('POST', '/api/chat/conversations', { body }),
+  participants: (id) => call('GET', `/api/chat/conversations/${id}/participants`),
+
+  /** A page of history: the newest, or the one before `before`. `{ body, hasMore }`. */
+  history: (id, before, limit = 40) =>
+    call('GET', `/api/chat/conversations/${id}/messages?limit=${limit}${before ? `&before=${before}` : ''}`, { raw: true }),
+  newer: (id, after, limit = 200) =>
+    call('GET', `/api/chat/conversations/${id}/messages?limit=${limit}&after=${after}`, { raw: true }),
+  sendMessage: (id, body) => call('POST', `/api/chat/conversations/${id}/messages`, { body }),
+  attachment: (id) => call('GET', `/api/chat/attachments/${id}`),
+};
+
+/**
+ * Uploads a file to a conversation with progress (fetch cannot report upload progress).
+ * Resolves with the attachment record (state `pending` until the worker has checked it).
+ */
+export function uploadFile(conversationId, file, onProgress, retry = true) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open('POST', `/api/chat/conversations/${conversationId}/attachments`);
+    xhr.setRequestHeader('X-Requested-With', CSRF['X-Requested-With']);
+    xhr.upload.onprogress = (e) => {
+      if (e.lengthComputable) onProgress(e.loaded / e.total);
+    };
+    xhr.onload = () => {
+      let body = null;
+      try {
+        body = JSON.parse(xhr.responseText);
+      } catch {
+        body = null;
+      }
+      if (xhr.status === 401 && retry) {
+        refreshSession()
+          .then(() => uploadFile(conversationId, file, onProgress, false))
+          .then(resolve, reject);
+      } else if (xhr.status >= 200 && xhr.status < 300) {
+        resolve(body);
+      } else {
+        reject(new ApiError(xhr.status, body));
+      }
+    };
+    xhr.onerror = () => reject(new ApiError(0, { detail: 'network error' }));
+    const form = new FormData();
+    form.append('file', file, file.name);
+    xhr.send(form);
+  });
+}
