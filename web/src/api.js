@@ -76,6 +76,7 @@ export const api = {
   login: (username, password) => call('POST', '/api/auth/session', { body: { username, password }, retry: false }),
   logout: () => call('DELETE', '/api/auth/session', { retry: false }),
   me: () => call('GET', '/api/users/me'),
+  session: () => call('GET', '/api/auth/session', { retry: false }),
   searchUsers: (q) => call('GET', `/api/users?q=${enc(q)}&limit=10`),
   presence: (userId) => call('GET', `/api/users/${userId}/presence`),
 

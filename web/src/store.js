@@ -8,7 +8,7 @@
 // order from the gateway: a reconnect resumes from there.
 
 import { useEffect, useReducer } from 'preact/hooks';
-import { api, uploadFile, ApiError } from './api.js';
+import { api, refreshSession, uploadFile, ApiError } from './api.js';
 import { GatewayConnection } from './socket.js';
 
 const TYPING_SHOWN_MS = 6000;
@@ -166,15 +166,23 @@ export async function boot() {
   } catch {
     state.config = { gateways: [] };
   }
-  try {
-    state.me = await api.me();
-  } catch {
-    state.me = null;
-  }
+  state.me = await currentUser();
   state.booting = false;
   route();
   changed();
   if (state.me) await startSession();
+}
+
+/** The signed-in user, restoring the session from the refresh cookie when needed. */
+async function currentUser() {
+  try {
+    const session = await api.session();
+    if (session.user) return session.user;
+    if (session.refreshable) return (await refreshSession()).user;
+  } catch {
+    // Signed out, or the refresh cookie was used up: show the login form.
+  }
+  return null;
 }
 
 export async function login(username, password) {
@@ -252,21 +260,29 @@ async function loadConversations() {
   }
   state.listLoaded = true;
   changed();
-  // Who is online among the people of direct conversations.
-  for (const c of list) {
-    const other = otherParticipant(c);
-    if (other) api.presence(other.user_id).then((p) => {
+  for (const c of list) fetchPresence(c);
+}
+
+/** Whether the other person of a direct conversation is online (then kept by events). */
+function fetchPresence(c) {
+  const other = otherParticipant(c);
+  if (!other) return;
+  api.presence(other.user_id).then(
+    (p) => {
       state.presence.set(p.user_id, p.online);
       changed();
-    }, () => {});
-  }
+    },
+    () => {},
+  );
 }
 
 async function fetchConversation(id) {
   try {
     const c = await api.conversation(id);
     if (c.last_message) c.last_message = normalize(c.last_message);
+    const known = state.conversations.has(id);
     state.conversations.set(id, { ...state.conversations.get(id), ...c });
+    if (!known) fetchPresence(c);
     if (!state.positions.has(id)) state.positions.set(id, c.last_seq ?? 0);
     changed();
     return c;
@@ -367,6 +383,22 @@ export async function loadOlder(id) {
 // ---------------------------------------------------------------------------
 
 const readSent = new Map(); // conversation id → highest seq we marked read
+const receipts = new Map(); // `${kind} ${conversation id}` → highest seq waiting to be sent
+let receiptTimer = null;
+
+/** Receipts are coalesced: a burst of messages costs one frame per conversation. */
+function queueReceipt(kind, conversationId, seq) {
+  const key = `${kind} ${conversationId}`;
+  receipts.set(key, Math.max(receipts.get(key) ?? 0, seq));
+  receiptTimer ??= setTimeout(() => {
+    receiptTimer = null;
+    for (const [k, s] of receipts) {
+      const [type, conversation_id] = k.split(' ');
+      gateway?.notify({ type, conversation_id, seq: s });
+    }
+    receipts.clear();
+  }, 150);
+}
 
 /** Marks the open conversation read up to its newest message, when the page is seen. */
 export function markRead(id) {
@@ -380,7 +412,7 @@ export function markRead(id) {
   readSent.set(id, newest);
   c.unread_count = 0;
   c.unread_mentions = 0;
-  gateway?.notify({ type: 'read', conversation_id: id, seq: newest });
+  queueReceipt('read', id, newest);
 }
 
 document.addEventListener('visibilitychange', () => {
@@ -418,9 +450,12 @@ function applyEvent(ev) {
       c.last_message = m;
       if (!mine) {
         state.typing.get(id)?.delete(m.sender);
-        gateway?.notify({ type: 'delivered', conversation_id: id, seq: m.seq });
-        if (state.route.conversationId === id && document.visibilityState === 'visible') markRead(id);
-        else c.unread_count = (c.unread_count ?? 0) + 1;
+        if (state.route.conversationId === id && document.visibilityState === 'visible') {
+          markRead(id);
+        } else {
+          queueReceipt('delivered', id, m.seq);
+          c.unread_count = (c.unread_count ?? 0) + 1;
+        }
       }
       break;
     }

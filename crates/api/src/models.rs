@@ -99,6 +99,15 @@ pub struct Session {
     pub expires_in: u64,
 }
 
+/// What `GET /api/auth/session` knows of the web client's session.
+#[derive(Debug, Clone, Object)]
+pub struct SessionState {
+    /// The signed-in user; absent when the access cookie is missing, expired or revoked.
+    pub user: Option<User>,
+    /// A refresh cookie is present: `POST /api/auth/session/refresh` may restore the session.
+    pub refreshable: bool,
+}
+
 #[derive(Debug, Clone, Object)]
 pub struct RefreshRequest {
     pub refresh_token: Text,

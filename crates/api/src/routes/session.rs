@@ -15,7 +15,7 @@ use poem_openapi::{ApiResponse, OpenApi};
 
 use super::{Auth, Tag, CSRF_HEADER};
 use crate::error::ApiError;
-use crate::models::{LoginRequest, Session};
+use crate::models::{LoginRequest, Session, SessionState};
 use crate::web::WebSettings;
 
 /// The access token cookie (also read by the gateways).
@@ -47,6 +47,27 @@ impl SessionApi {
     ) -> Result<Json<Session>, ApiError> {
         let tokens = svc.login(&body.username, &body.password).await?;
         session(&svc, &web, jar, tokens).await
+    }
+
+    /// The web client's session, if any: the signed-in user when the access cookie is
+    /// valid; otherwise no user, and whether a refresh cookie is there to try
+    /// `/api/auth/session/refresh` with. Never a 401, so a signed-out page loads cleanly.
+    #[oai(path = "/api/auth/session", method = "get", operation_id = "current_session")]
+    async fn current(&self, svc: Data<&ChatService>, jar: &CookieJar) -> Result<Json<SessionState>, ApiError> {
+        let access = jar.get(ACCESS_COOKIE).map(|c| c.value_str().to_owned());
+        let caller = match access {
+            Some(token) => match svc.authenticate(&token).await {
+                Ok(caller) => Some(caller),
+                Err(ServiceError::Unauthenticated) => None,
+                Err(e) => return Err(e.into()),
+            },
+            None => None,
+        };
+        let user = match caller {
+            Some(caller) => Some(svc.me(&caller).await?.into()),
+            None => None,
+        };
+        Ok(Json(SessionState { user, refreshable: jar.get(REFRESH_COOKIE).is_some() }))
     }
 
     /// Web client refresh: trades the `chat_refresh` cookie for new cookies. Needs the
