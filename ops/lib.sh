@@ -121,6 +121,49 @@ ensure_packages() {
 }
 
 # ---------------------------------------------------------------------------
+# The web client (web/): Node.js packages, the Vite build, and Chromium for its
+# end-to-end test
+# ---------------------------------------------------------------------------
+
+# Node.js 20.19 or newer (Vite 8) with npm; installs Debian's when there is none.
+ensure_node() {
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        log "installing nodejs npm (apt-get)"
+        _apt_get update -qq || die "apt-get update failed"
+        _apt_get install -y -qq --no-install-recommends nodejs npm >/dev/null || die "apt-get install nodejs npm failed"
+    fi
+    local version
+    version="$(node -e 'const [a,b]=process.versions.node.split(".").map(Number); console.log(a*1000+b)')"
+    ((version >= 20019)) || die "Node.js $(node --version) is too old for the web client's build (Vite 8 needs 20.19 or newer)"
+}
+
+# Installs web/'s npm packages (exactly as package-lock.json says) when the lock
+# file changed since the last install, then builds web/dist.
+build_web() {
+    ensure_node
+    local web="$REPO/web" stamp lock
+    stamp="$web/node_modules/.chat-lock-sha256"
+    lock="$(sha256sum "$web/package-lock.json" | cut -d' ' -f1)"
+    if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$lock" ]]; then
+        log "npm ci (web/)"
+        (cd "$web" && npm ci --no-audit --no-fund --loglevel=error </dev/null) || die "npm ci in web/ failed"
+        echo "$lock" >"$stamp"
+    fi
+    log "npm run build (web/ → web/dist)"
+    (cd "$web" && npm run --silent build </dev/null >/dev/null) || die "building the web client failed"
+}
+
+# Debian's Chromium, for the browser tests (playwright-core drives it; it never
+# downloads a browser of its own).
+ensure_chromium() {
+    command -v chromium >/dev/null 2>&1 && return 0
+    log "installing chromium (apt-get)"
+    _apt_get update -qq || die "apt-get update failed"
+    _apt_get install -y -qq --no-install-recommends chromium fonts-noto-color-emoji >/dev/null \
+        || die "apt-get install chromium failed"
+}
+
+# ---------------------------------------------------------------------------
 # Ports
 # ---------------------------------------------------------------------------
 

@@ -299,6 +299,29 @@ async function scenario(browser) {
   assert.equal(await c.getByText('Hello Bruno').count(), 0);
   log('a third person gets "not found" at the conversation URL, and sees none of it');
 
+  // --- A group -------------------------------------------------------------------------
+  await a.getByRole('button', { name: 'New conversation' }).click();
+  await a.getByLabel('Find people').fill(carol.username);
+  await a.getByRole('checkbox', { name: `Add ${carol.name} to a group` }).check();
+  await a.getByLabel('Find people').fill(bob.username);
+  await a.getByRole('checkbox', { name: `Add ${bob.name} to a group` }).check();
+  await a.getByLabel('Group name').fill('Weekend trip');
+  await a.getByRole('button', { name: 'Create group' }).click();
+  await a.getByRole('heading', { name: 'Weekend trip' }).waitFor();
+  await a.getByText('3 participants').waitFor();
+  await c.goto('/chat/');
+  await c.locator('.conversation', { hasText: 'Weekend trip' }).click();
+  await c.getByRole('textbox', { name: 'Message' }).fill('Count me in!');
+  await c.getByRole('textbox', { name: 'Message' }).press('Enter');
+  await b.locator('.conversation', { hasText: 'Weekend trip' }).locator('.preview', { hasText: `${carol.name}: Count me in!` }).waitFor();
+  await messageWithText(a, 'Count me in!').locator('.sender', { hasText: carol.name }).waitFor();
+  await a.getByRole('textbox', { name: 'Message' }).fill('Great, Saturday at 9 then');
+  await a.getByRole('textbox', { name: 'Message' }).press('Enter');
+  await messageWithText(c, 'Great, Saturday at 9 then').waitFor();
+  await messageWithText(a, 'Count me in!').hover();
+  await shoot(a, 'group-desktop');
+  log('a group was created; its members see it live, with senders named');
+
   // --- Logging out ends the session ----------------------------------------------------
   await c.getByRole('button', { name: 'Log out' }).click();
   await c.getByRole('heading', { name: 'Log in to Chat' }).waitFor();
@@ -314,15 +337,17 @@ async function scenario(browser) {
   await phone.getByRole('button', { name: 'Log in' }).click();
   await connected(phone);
   await shoot(phone, 'conversations-phone');
-  await phone.locator('.conversation', { hasText: alice.name }).click();
+  await phone.locator('.conversation', { has: phone.locator('.title', { hasText: alice.name }) }).click();
   await messageWithText(phone, 'back online').waitFor();
   assert.equal(await phone.locator('.sidebar').isVisible(), false, 'one column at a time on a phone');
   await phone.getByRole('button', { name: 'Back to conversations' }).waitFor();
   const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   assert.ok(overflow <= 0, `no sideways scrolling on a phone (${overflow}px)`);
-  await shoot(phone, 'conversation-phone');
   await phone.getByRole('button', { name: 'Back to conversations' }).click();
-  await phone.locator('.conversation', { hasText: alice.name }).waitFor();
+  await phone.locator('.conversation', { has: phone.locator('.title', { hasText: alice.name }) }).waitFor();
+  await phone.locator('.conversation', { hasText: 'Weekend trip' }).click();
+  await messageWithText(phone, 'Great, Saturday at 9 then').waitFor();
+  await shoot(phone, 'conversation-phone');
   log('on a phone-sized screen the list and the conversation each fill the screen');
 }
 

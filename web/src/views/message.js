@@ -17,6 +17,7 @@ const STATUS = {
 
 export function MessageItem({ c, m, replied }) {
   const [picking, setPicking] = useState(false);
+  const [open, setOpen] = useState(false); // actions shown (tap on touch screens)
   const mine = m.sender === state.me.id;
   const gone = Boolean(m.deleted_at) || m.moderation === 'hidden';
   const status = mine ? deliveryState(c, m) : null;
@@ -26,9 +27,9 @@ export function MessageItem({ c, m, replied }) {
     toggleReaction(c.id, m, emoji).catch((err) => notice(`Reaction failed: ${err.message}`));
   };
   return html`
-    <li class=${`message ${mine ? 'mine' : 'theirs'} ${gone ? 'gone' : ''}`} data-seq=${m.seq} data-id=${m.id}
-      data-status=${status || undefined}>
-      <div class="bubble">
+    <li class=${`message ${mine ? 'mine' : 'theirs'} ${gone ? 'gone' : ''} ${open ? 'open' : ''}`} data-seq=${m.seq} data-id=${m.id}
+      data-status=${status || undefined} tabindex="0">
+      <div class="bubble" onClick=${(e) => { if (!e.target.closest('a, button')) setOpen(!open); }}>
         ${c.is_group && !mine && html`<span class="sender">${sender}</span>`}
         ${m.reply_to && html`
           <blockquote class="reply-quote">
