@@ -230,6 +230,11 @@ async function scenario(browser) {
   const { width, height } = await thumb.evaluate((img) => ({ width: img.naturalWidth, height: img.naturalHeight }));
   assert.ok(width <= 256 && height <= 256 && width > 0, `thumbnail is at most 256×256 (${width}×${height})`);
   await a.locator('.message-list img.thumb[src*="/thumbnail"]').waitFor();
+  // The image links to the original, which downloads byte for byte.
+  const href = await b.locator('.message-list a.image').getAttribute('href');
+  const download = await b.request.get(href);
+  assert.equal(download.status(), 200);
+  assert.ok((await download.body()).equals(image), 'the download is the uploaded file');
   assert.equal(await a.locator('.pending').count(), 0, 'nothing left pending');
   log(`an image was uploaded and its ${width}×${height} thumbnail shown to the other`);
   await shoot(a, 'conversation-desktop');
@@ -275,6 +280,9 @@ async function scenario(browser) {
   assert.ok(GATEWAY_PIDS[before], `the page names its gateway (${before})`);
   gatewayKilled = true;
   process.kill(GATEWAY_PIDS[before], 'SIGKILL');
+  // Sent by Bob right away, maybe before his page noticed: it waits and goes out once.
+  await b.getByRole('textbox', { name: 'Message' }).fill('typed during the outage');
+  await b.getByRole('textbox', { name: 'Message' }).press('Enter');
   await a.getByRole('textbox', { name: 'Message' }).fill('sent while your gateway was down');
   await a.getByRole('textbox', { name: 'Message' }).press('Enter');
   await messageWithText(b, 'sent while your gateway was down').waitFor({ timeout: 20_000 });
@@ -284,9 +292,12 @@ async function scenario(browser) {
   await b.getByRole('textbox', { name: 'Message' }).fill('back online');
   await b.getByRole('textbox', { name: 'Message' }).press('Enter');
   await messageWithText(a, 'back online').waitFor();
-  for (const text of ['sent while your gateway was down', 'Are you there?', 'filler 45', 'back online']) {
-    assert.equal(await messageWithText(b, text).count(), 1, `"${text}" shown once`);
+  await messageWithText(a, 'typed during the outage').waitFor();
+  for (const text of ['sent while your gateway was down', 'typed during the outage', 'Are you there?', 'filler 45', 'back online']) {
+    assert.equal(await messageWithText(b, text).count(), 1, `"${text}" shown once to Bob`);
+    assert.equal(await messageWithText(a, text).count(), 1, `"${text}" shown once to Alice`);
   }
+  assert.equal(await b.locator('.pending').count(), 0, 'nothing left pending');
   log(`gateway ${before} was killed; the page resumed on ${after} and showed nothing twice (${await status.innerText()})`);
 
   // --- A third person cannot open the conversation ----------------------------------

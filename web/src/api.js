@@ -33,14 +33,39 @@ async function parse(response) {
   return body;
 }
 
-/** Trades the refresh cookie for new cookies; one refresh at a time. */
+let refreshTimer = null;
+
+/**
+ * Trades the refresh cookie for new cookies; one refresh at a time. Another tab of the
+ * same browser may have just used the (single-use) refresh cookie: then the session it
+ * renewed is the answer. Schedules the next refresh before the access cookie expires.
+ */
 export function refreshSession() {
   refreshing ??= fetch('/api/auth/session/refresh', { method: 'POST', headers: CSRF, credentials: 'same-origin' })
     .then(parse)
+    .catch(async (err) => {
+      const current = await fetch('/api/auth/session', { credentials: 'same-origin' }).then(parse);
+      if (current?.user) return current;
+      throw err;
+    })
+    .then((session) => {
+      if (session.expires_in) keepSessionFresh(session.expires_in);
+      return session;
+    })
     .finally(() => {
       refreshing = null;
     });
   return refreshing;
+}
+
+/** Refreshes the session when 80% of the access cookie's life has passed. */
+export function keepSessionFresh(expiresInSecs) {
+  clearTimeout(refreshTimer);
+  refreshTimer = setTimeout(() => refreshSession().catch(() => onSessionLost()), expiresInSecs * 800);
+}
+
+export function stopRefreshing() {
+  clearTimeout(refreshTimer);
 }
 
 async function call(method, path, { body, retry = true, raw = false } = {}) {

@@ -8,7 +8,7 @@
 // order from the gateway: a reconnect resumes from there.
 
 import { useEffect, useReducer } from 'preact/hooks';
-import { api, refreshSession, uploadFile, ApiError } from './api.js';
+import { api, keepSessionFresh, refreshSession, stopRefreshing, uploadFile, ApiError } from './api.js';
 import { GatewayConnection } from './socket.js';
 
 const TYPING_SHOWN_MS = 6000;
@@ -175,18 +175,24 @@ export async function boot() {
 
 /** The signed-in user, restoring the session from the refresh cookie when needed. */
 async function currentUser() {
+  let session;
   try {
-    const session = await api.session();
-    if (session.user) return session.user;
-    if (session.refreshable) return (await refreshSession()).user;
+    session = await api.session();
   } catch {
-    // Signed out, or the refresh cookie was used up: show the login form.
+    return null;
   }
-  return null;
+  if (!session.user && !session.refreshable) return null;
+  try {
+    // Renewing at once tells us how long the access cookie lasts (and schedules the next).
+    return (await refreshSession()).user;
+  } catch {
+    return session.user ?? null;
+  }
 }
 
 export async function login(username, password) {
   const session = await api.login(username, password);
+  keepSessionFresh(session.expires_in);
   state.me = session.user;
   changed();
   await startSession();
@@ -207,6 +213,7 @@ export async function logout() {
 
 /** Forgets everything of the user (after logout or when the session is lost). */
 export function endSession() {
+  stopRefreshing();
   gateway?.stop();
   gateway = null;
   state.me = null;
