@@ -21,7 +21,7 @@ assert.ok(BASE, 'CHAT_E2E_BASE_URL is required');
 const GATEWAY_PIDS = JSON.parse(process.env.CHAT_E2E_GATEWAY_PIDS || '{}');
 const ARTIFACTS = process.env.CHAT_E2E_ARTIFACTS || 'e2e/artifacts';
 const SCREENSHOTS = process.env.CHAT_E2E_SCREENSHOTS;
-const TIMEOUT = 15_000;
+const TIMEOUT = 30_000;
 const PASSWORD = 'correct horse battery';
 const run = Math.random().toString(36).slice(2, 8);
 
@@ -285,7 +285,7 @@ async function scenario(browser) {
   await b.getByRole('textbox', { name: 'Message' }).press('Enter');
   await a.getByRole('textbox', { name: 'Message' }).fill('sent while your gateway was down');
   await a.getByRole('textbox', { name: 'Message' }).press('Enter');
-  await messageWithText(b, 'sent while your gateway was down').waitFor({ timeout: 20_000 });
+  await messageWithText(b, 'sent while your gateway was down').waitFor({ timeout: 45_000 });
   await connected(b);
   const after = await b.locator('.connection.online').getAttribute('data-gateway');
   assert.notEqual(after, before, 'reconnected to the other gateway');

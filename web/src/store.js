@@ -67,7 +67,8 @@ function normalize(message, previous) {
   const m = { ...message };
   m.sender = message.sender ?? message.sender_id ?? null;
   m.reactions = message.reactions ?? previous?.reactions ?? [];
-  m.attachments = message.attachments ?? previous?.attachments ?? [];
+  // Edit events may carry no attachments: a message's files never change, keep them.
+  m.attachments = message.attachments?.length ? message.attachments : previous?.attachments ?? [];
   for (const a of m.attachments) rememberAttachment(a);
   return m;
 }
@@ -453,15 +454,17 @@ function applyEvent(ev) {
         fetchConversation(id).catch(() => {});
         break;
       }
+      // The conversation's unread count already includes messages up to its last_seq.
+      const fresh = m.seq > (c.last_seq ?? 0);
       c.last_seq = Math.max(c.last_seq ?? 0, m.seq);
-      c.last_message = m;
+      if (!c.last_message || c.last_message.seq <= m.seq) c.last_message = m;
       if (!mine) {
         state.typing.get(id)?.delete(m.sender);
         if (state.route.conversationId === id && document.visibilityState === 'visible') {
           markRead(id);
         } else {
           queueReceipt('delivered', id, m.seq);
-          c.unread_count = (c.unread_count ?? 0) + 1;
+          if (fresh) c.unread_count = (c.unread_count ?? 0) + 1;
         }
       }
       break;
