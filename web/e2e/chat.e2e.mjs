@@ -12,7 +12,8 @@
 // browser's own report of the connection refused by the gateway this test kills.
 
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 
@@ -28,6 +29,18 @@ const run = Math.random().toString(36).slice(2, 8);
 const consoleErrors = [];
 let gatewayKilled = false;
 const pages = [];
+
+const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+
+/** Checks the page against WCAG 2 A and AA with axe-core; fails on any violation. */
+async function audit(page, what) {
+  await page.evaluate(AXE);
+  const violations = await page.evaluate(async () => {
+    const result = await window.axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } });
+    return result.violations.map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+  });
+  assert.deepEqual(violations, [], `accessibility of ${what}`);
+}
 
 function log(step) {
   console.log(`- ${step}`);
@@ -136,6 +149,7 @@ async function scenario(browser) {
   await stranger.goto('/chat/');
   await stranger.getByRole('heading', { name: 'Log in to Chat' }).waitFor();
   await shoot(stranger, 'login-desktop');
+  await audit(stranger, 'the login page');
   await stranger.getByLabel('Username').fill('nobody-here');
   await stranger.getByLabel('Password').fill('wrong password');
   await stranger.getByRole('button', { name: 'Log in' }).click();
@@ -331,6 +345,7 @@ async function scenario(browser) {
   await messageWithText(c, 'Great, Saturday at 9 then').waitFor();
   await messageWithText(a, 'Count me in!').hover();
   await shoot(a, 'group-desktop');
+  await audit(a, 'a conversation on a desktop screen');
   log('a group was created; its members see it live, with senders named');
 
   // --- Logging out ends the session ----------------------------------------------------
@@ -359,7 +374,9 @@ async function scenario(browser) {
   await phone.locator('.conversation', { hasText: 'Weekend trip' }).click();
   await messageWithText(phone, 'Great, Saturday at 9 then').waitFor();
   await shoot(phone, 'conversation-phone');
+  await audit(phone, 'a conversation on a phone');
   log('on a phone-sized screen the list and the conversation each fill the screen');
+  log('axe-core finds no WCAG 2.1 A/AA violation on the login page and on conversations (desktop, phone)');
 }
 
 main().catch((err) => {

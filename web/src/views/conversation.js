@@ -105,10 +105,12 @@ function Messages({ c }) {
         ${t?.loadingOlder ? html`<p class="muted">Loading older messages…</p>`
           : t?.loaded && !t.hasMore ? html`<p class="muted">This is the beginning of the conversation.</p>` : null}
       </div>
-      <ol class="message-list" role="log" aria-live="polite" aria-label="Messages">
-        ${messages.map((m) => html`<${MessageItem} key=${m.id} c=${c} m=${m} replied=${m.reply_to && byId.get(m.reply_to)} />`)}
-        ${pending.map((p) => html`<${PendingItem} key=${p.key} c=${c} p=${p} replied=${p.replyTo && byId.get(p.replyTo)} />`)}
-      </ol>
+      <div role="log" aria-live="polite" aria-label="Messages">
+        <ol class="message-list">
+          ${messages.map((m) => html`<${MessageItem} key=${m.id} c=${c} m=${m} replied=${m.reply_to && byId.get(m.reply_to)} />`)}
+          ${pending.map((p) => html`<${PendingItem} key=${p.key} c=${c} p=${p} replied=${p.replyTo && byId.get(p.replyTo)} />`)}
+        </ol>
+      </div>
       <p class="typing" aria-live="polite" data-testid="typing">
         ${typing.length ? `${typing.map((u) => participantName(c, u)).join(', ')} ${typing.length > 1 ? 'are' : 'is'} typing…` : ''}
       </p>
