@@ -105,7 +105,16 @@ export const api = {
   searchUsers: (q) => call('GET', `/api/users?q=${enc(q)}&limit=10`),
   presence: (userId) => call('GET', `/api/users/${userId}/presence`),
 
-  conversations: () => call('GET', '/api/chat/conversations'),
+  /** All of the caller's conversations, most recent first (pages of 200, up to 2000). */
+  conversations: async () => {
+    const all = [];
+    for (let offset = 0; offset < 2000; offset += 200) {
+      const page = await call('GET', `/api/chat/conversations?limit=200&offset=${offset}`);
+      all.push(...page);
+      if (page.length < 200) break;
+    }
+    return all;
+  },
   conversation: (id) => call('GET', `/api/chat/conversations/${id}`),
   createConversation: (body) => call('POST', '/api/chat/conversations', { body }),
   participants: (id) => call('GET', `/api/chat/conversations/${id}/participants`),

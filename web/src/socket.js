@@ -35,8 +35,12 @@ export class GatewayConnection {
    * @param {(event: object) => void} opts.onEvent bus events
    * @param {(status: {state: string, gatewayId?: string}) => void} opts.onStatus
    * @param {() => void} opts.onSessionLost
+   * @param {() => Promise<void>} opts.beforeRetry called after every third failure in a
+   *   row (e.g. to drop positions of conversations left while offline, which a gateway
+   *   refuses to resume)
    */
-  constructor({ gateways, positions, onEvent, onStatus, onSessionLost }) {
+  constructor({ gateways, positions, onEvent, onStatus, onSessionLost, beforeRetry = async () => {} }) {
+    this.beforeRetry = beforeRetry;
     this.gateways = gateways.map(gatewayUrl);
     this.positions = positions;
     this.onEvent = onEvent;
@@ -178,10 +182,12 @@ export class GatewayConnection {
     const delay = backoff / 2 + Math.random() * (backoff / 2);
     this.onStatus({ state: 'reconnecting' });
     this.timer = setTimeout(async () => {
-      // After a few failures in a row the access cookie may have expired.
+      // After a few failures in a row the access cookie may have expired, or a
+      // position may name a conversation we were removed from meanwhile.
       if (this.failures % 3 === 0) {
         try {
           await refreshSession();
+          await this.beforeRetry();
         } catch (err) {
           if (err.status === 401) {
             this.onSessionLost();

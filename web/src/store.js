@@ -238,6 +238,7 @@ async function startSession() {
     onEvent: applyEvent,
     onStatus: onConnection,
     onSessionLost: endSession,
+    beforeRetry: pruneConversations,
   });
   gateway.start();
   if (state.route.conversationId) openConversation(state.route.conversationId);
@@ -256,6 +257,16 @@ function onConnection(status) {
     state.reconnected = true;
   }
   if (wasOnline && status.state !== 'online') state.typing.clear();
+  changed();
+}
+
+/** Forgets conversations the user is no longer in (removed while disconnected). */
+async function pruneConversations() {
+  const list = await api.conversations();
+  const current = new Set(list.map((c) => c.id));
+  for (const id of [...state.positions.keys()]) {
+    if (!current.has(id)) forgetConversation(id);
+  }
   changed();
 }
 

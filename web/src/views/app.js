@@ -2,6 +2,7 @@
 // phone-sized screen only one of the two columns shows at a time.
 
 import { html } from 'htm/preact';
+import { useEffect } from 'preact/hooks';
 import { useStore } from '../store.js';
 import { LoginView } from './login.js';
 import { Sidebar } from './sidebar.js';
@@ -9,6 +10,11 @@ import { ConversationView } from './conversation.js';
 
 export function App() {
   const state = useStore();
+  // Unread messages show in the tab's title, for when the page is in the background.
+  const unread = [...state.conversations.values()].reduce((n, c) => n + (c.unread_count || 0), 0);
+  useEffect(() => {
+    document.title = unread ? `(${unread}) Chat` : 'Chat';
+  }, [unread]);
   if (state.booting) return html`<p class="muted pad" role="status">Loading…</p>`;
   if (!state.me) return html`<${LoginView} />`;
   const open = state.route.conversationId;

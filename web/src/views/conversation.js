@@ -23,7 +23,12 @@ export function ConversationView({ id }) {
   }
   if (!c) return html`<section class="conversation-view empty"><p class="muted">Loading…</p></section>`;
   return html`
-    <section class="conversation-view" aria-label=${conversationTitle(c)}>
+    <section class="conversation-view" aria-label=${conversationTitle(c)}
+      onDragOver=${(e) => e.preventDefault()}
+      onDrop=${(e) => {
+        e.preventDefault();
+        for (const f of e.dataTransfer?.files || []) sendFile(c.id, f, '', null);
+      }}>
       <${Header} c=${c} />
       <${Messages} c=${c} />
       <${Composer} c=${c} />
