@@ -99,6 +99,13 @@ _apt_get() {
 }
 
 # Install the Debian packages we need, only those that are missing.
+# `apt-get update`, once per script run.
+_apt_update_once() {
+    ((_CHAT_APT_UPDATED == 1)) && return 0
+    _apt_get update -qq || die "apt-get update failed"
+    _CHAT_APT_UPDATED=1
+}
+
 ensure_packages() {
     local missing=()
     pg_bin_dir >/dev/null || missing+=(postgresql)
@@ -108,10 +115,7 @@ ensure_packages() {
     ((${#missing[@]} == 0)) && return 0
 
     log "installing ${missing[*]} (apt-get)"
-    if ((_CHAT_APT_UPDATED == 0)); then
-        _apt_get update -qq || die "apt-get update failed"
-        _CHAT_APT_UPDATED=1
-    fi
+    _apt_update_once
     _apt_get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
         || die "apt-get install ${missing[*]} failed"
 
@@ -129,7 +133,7 @@ ensure_packages() {
 ensure_node() {
     if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
         log "installing nodejs npm (apt-get)"
-        _apt_get update -qq || die "apt-get update failed"
+        _apt_update_once
         _apt_get install -y -qq --no-install-recommends nodejs npm >/dev/null || die "apt-get install nodejs npm failed"
     fi
     local version
@@ -158,7 +162,7 @@ build_web() {
 ensure_chromium() {
     command -v chromium >/dev/null 2>&1 && return 0
     log "installing chromium (apt-get)"
-    _apt_get update -qq || die "apt-get update failed"
+    _apt_update_once
     _apt_get install -y -qq --no-install-recommends chromium fonts-noto-color-emoji >/dev/null \
         || die "apt-get install chromium failed"
 }

@@ -367,6 +367,8 @@ async function openConversation(id) {
 
 async function refreshOpenConversation() {
   const id = state.route.conversationId;
+  // Other threads are reloaded when next opened (their newest page merges by id).
+  for (const [other, t] of state.threads) if (other !== id) t.loaded = false;
   await loadConversations().catch(() => {});
   if (!id || !state.threads.get(id)?.loaded) return;
   try {
