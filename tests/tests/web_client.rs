@@ -104,6 +104,15 @@ async fn session_cookies_log_in_refresh_and_log_out() {
     let access = format!("chat_token={}", cookie_value(&cookies, "chat_token").unwrap());
     let refresh = format!("chat_refresh={}", cookie_value(&cookies, "chat_refresh").unwrap());
 
+    // GET /api/auth/session: who is signed in, never a 401.
+    let (status, _, state) = Call::new(&app, Method::GET, "/api/auth/session").without_csrf().send().await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(state["user"].is_null() && state["refreshable"] == false, "{state}");
+    let (_, _, state) = Call::new(&app, Method::GET, "/api/auth/session").cookie(access.clone()).send().await;
+    assert_eq!(state["user"]["id"], alice.id.to_string(), "{state}");
+    let (_, _, state) = Call::new(&app, Method::GET, "/api/auth/session").cookie(refresh.clone()).send().await;
+    assert!(state["user"].is_null() && state["refreshable"] == true, "{state}");
+
     // Reads with the cookie work without the CSRF header.
     let (status, _, me) = Call::new(&app, Method::GET, "/api/users/me").cookie(access.clone()).without_csrf().send().await;
     assert_eq!(status, StatusCode::OK);
