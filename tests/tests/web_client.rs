@@ -256,7 +256,7 @@ async fn gateways_accept_the_session_cookie_only_from_the_chats_own_pages() {
 
 /// The whole page in headless Chromium: two people sign up, talk live (typing, receipts,
 /// reactions, replies, edits, deletes, an image), reload, survive the death of their
-/// gateway, and a third person cannot open their conversation. See
+/// gateway and the draining of the next, and a third person cannot open their conversation. See
 /// `web/e2e/chat.e2e.mjs`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_web_client_works_end_to_end_in_headless_chromium() {
@@ -267,6 +267,7 @@ async fn the_web_client_works_end_to_end_in_headless_chromium() {
     let gateways = [
         Gateway::spawn("gw-a", &app.settings, &[]).await.expect("gateway a"),
         Gateway::spawn("gw-b", &app.settings, &[]).await.expect("gateway b"),
+        Gateway::spawn("gw-c", &app.settings, &[]).await.expect("gateway c"),
     ];
     let _worker = Worker::spawn(&app.settings).await.expect("worker");
     let urls = gateways.iter().map(|g| format!("ws://{}", g.addr)).collect();

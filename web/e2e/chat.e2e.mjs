@@ -314,6 +314,18 @@ async function scenario(browser) {
   assert.equal(await b.locator('.pending').count(), 0, 'nothing left pending');
   log(`gateway ${before} was killed; the page resumed on ${after} and showed nothing twice (${await status.innerText()})`);
 
+  // --- Draining: the next gateway is stopped (SIGTERM) and tells its clients to move ----
+  process.kill(GATEWAY_PIDS[after], 'SIGTERM');
+  await b.locator(`.connection.online:not([data-gateway="${after}"])`).waitFor({ timeout: 45_000 });
+  const third = await b.locator('.connection.online').getAttribute('data-gateway');
+  assert.ok(![before, after].includes(third), `moved to the last gateway (${third})`);
+  await a.locator(`.connection.online:not([data-gateway="${after}"])`).waitFor({ timeout: 45_000 });
+  await a.getByRole('textbox', { name: 'Message' }).fill('after the drain');
+  await a.getByRole('textbox', { name: 'Message' }).press('Enter');
+  await messageWithText(b, 'after the drain').waitFor();
+  assert.equal(await messageWithText(b, 'after the drain').count(), 1);
+  log(`gateway ${after} drained; both pages moved to ${third}`);
+
   // --- A third person cannot open the conversation ----------------------------------
   // The API answers 404 (Chromium logs it), the page says why.
   const c = await newPage(browser, 'carol', undefined, { expected: /status of 404/ });

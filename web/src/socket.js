@@ -162,8 +162,7 @@ export class GatewayConnection {
         return;
       }
       case 'reconnect':
-        // The gateway is draining: move to another one now.
-        this.index = (this.index + 1) % this.gateways.length;
+        // The gateway is draining: move to another one now (reconnecting rotates).
         socket.close(1000, 'moving');
         return;
       case 'resumed':

@@ -30,6 +30,7 @@ export const state = {
   connection: { state: 'offline', gatewayId: null },
   route: { view: 'home', conversationId: null },
   openError: null, // why the open conversation could not be shown
+  reconnected: false, // a socket was up before: the next hello is a reconnect
   notice: null,
 };
 
@@ -225,6 +226,7 @@ export function endSession() {
   state.typing.clear();
   state.presence.clear();
   state.listLoaded = false;
+  state.reconnected = false;
   state.connection = { state: 'offline', gatewayId: null };
   navigate('/chat/');
   changed();
