@@ -200,6 +200,10 @@ async fn the_page_is_served_with_its_config_and_protective_headers() {
         assert!(html.contains(r#"<div id="app">"#), "{path}: {html}");
     }
 
+    let head = http.head(format!("{web}/chat/")).send().await.unwrap();
+    assert_eq!(head.status(), StatusCode::OK);
+    assert!(head.text().await.unwrap().is_empty());
+
     let config: Value = http.get(format!("{web}/chat/config.json")).send().await.unwrap().json().await.unwrap();
     assert_eq!(config, json!({"gateways": [":9001", "wss://chat.example.com"]}));
 

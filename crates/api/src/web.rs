@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use poem::endpoint::StaticFilesEndpoint;
-use poem::http::{header, StatusCode};
+use poem::http::{header, Method, StatusCode};
 use poem::web::Json;
 use poem::{handler, Endpoint, EndpointExt, IntoResponse, Request, Response, Route};
 
@@ -48,8 +48,13 @@ pub fn endpoint(settings: &WebSettings) -> impl Endpoint + use<> {
     Route::new()
         .at("/config.json", config.data(ClientConfig { gateways }))
         .nest("/", files)
-        .around(move |next, req: Request| {
+        .around(move |next, mut req: Request| {
             let built = index.is_file();
+            // HEAD is a GET without the body (the files endpoint only serves GET).
+            let head = req.method() == Method::HEAD;
+            if head {
+                req.set_method(Method::GET);
+            }
             async move {
                 if !built {
                     return Ok(ApiError::new(
@@ -70,6 +75,9 @@ pub fn endpoint(settings: &WebSettings) -> impl Endpoint + use<> {
                 if immutable && ok {
                     // Vite names assets by their content hash.
                     headers.insert(header::CACHE_CONTROL, header::HeaderValue::from_static("public, max-age=31536000, immutable"));
+                }
+                if head {
+                    response.set_body(());
                 }
                 Ok::<Response, poem::Error>(response)
             }
