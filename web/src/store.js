@@ -227,13 +227,24 @@ export function endSession() {
   state.presence.clear();
   state.listLoaded = false;
   state.reconnected = false;
+  state.openError = null;
+  readSent.clear();
+  receipts.clear();
   state.connection = { state: 'offline', gatewayId: null };
   navigate('/chat/');
   changed();
 }
 
 async function startSession() {
-  await loadConversations();
+  try {
+    await loadConversations();
+  } catch (err) {
+    if (err.status === 401) return;
+    // The API is unreachable for now: try again shortly.
+    notice(`Cannot load your conversations (${err.message}); retrying…`);
+    setTimeout(() => state.me && !gateway && startSession(), 3000);
+    return;
+  }
   gateway = new GatewayConnection({
     gateways: state.config.gateways?.length ? state.config.gateways : [':8081'],
     positions: () => state.positions,
