@@ -131,6 +131,20 @@ pub fn web_settings(gateways: Vec<String>) -> chat_api::web::WebSettings {
     chat_api::web::WebSettings { web_dir: web_root().join("dist"), gateways, secure_cookies: false }
 }
 
+/// Serves `chat-api` on a free port until `shutdown`; returns its base URL.
+async fn serve_api(
+    service: ChatService,
+    web: chat_api::web::WebSettings,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<String> {
+    let bound = chat_api::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", bound.local_addr);
+    tokio::spawn(async move {
+        let _ = chat_api::serve(bound, service, web, shutdown, Duration::from_secs(1)).await;
+    });
+    Ok(base)
+}
+
 /// A running `chat-api` on its own database.
 pub struct TestApp {
     pub base: String,
@@ -159,6 +173,24 @@ pub struct Answer {
 }
 
 impl Answer {
+    /// Reads a response: JSON body parsed, a non-JSON body as a string, `Null` when empty.
+    pub async fn read(resp: reqwest::Response) -> Self {
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let content_type = headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let bytes = resp.bytes().await.expect("body");
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        Self { status, content_type, headers, body }
+    }
+
     /// Asserts a problem+json error with this status; returns its code.
     pub fn problem(&self, status: u16) -> String {
         assert_eq!(self.status.as_u16(), status, "expected {status}, got {} {}", self.status, self.body);
@@ -185,21 +217,11 @@ impl TestApp {
 
     /// Like [`TestApp::spawn`], with the settings adjusted first (e.g. another Redis).
     pub async fn spawn_with(adjust: impl FnOnce(&mut ServiceSettings)) -> anyhow::Result<Self> {
-        Self::spawn_full(adjust, web_settings(Vec::new())).await
-    }
-
-    /// Like [`TestApp::spawn_with`], with the web client's settings too.
-    pub async fn spawn_full(adjust: impl FnOnce(&mut ServiceSettings), web: chat_api::web::WebSettings) -> anyhow::Result<Self> {
         let mut settings = test_settings().await?;
         adjust(&mut settings);
         let service = settings.build()?;
-        let bound = chat_api::bind("127.0.0.1:0").await?;
-        let base = format!("http://{}", bound.local_addr);
         let (tx, rx) = oneshot::channel::<()>();
-        let svc = service.clone();
-        tokio::spawn(async move {
-            let _ = chat_api::serve(bound, svc, web, async { let _ = rx.await; }, Duration::from_secs(1)).await;
-        });
+        let base = serve_api(service.clone(), web_settings(Vec::new()), async { let _ = rx.await; }).await?;
         Ok(Self { base, http: reqwest::Client::new(), service, settings, shutdown: Some(tx) })
     }
 
@@ -207,13 +229,7 @@ impl TestApp {
     /// service, so the same database and bus). Returns its base URL. Lets a test start
     /// the gateways first and then tell the page where they are.
     pub async fn serve_web(&self, web: chat_api::web::WebSettings) -> anyhow::Result<String> {
-        let bound = chat_api::bind("127.0.0.1:0").await?;
-        let base = format!("http://{}", bound.local_addr);
-        let svc = self.service.clone();
-        tokio::spawn(async move {
-            let _ = chat_api::serve(bound, svc, web, std::future::pending(), Duration::from_secs(1)).await;
-        });
-        Ok(base)
+        serve_api(self.service.clone(), web, std::future::pending()).await
     }
 
     /// A reader on this app's bus, positioned at the current end of every shard.
@@ -240,21 +256,7 @@ impl TestApp {
             Some(v) => req = req.json(&v),
             None => {}
         }
-        let resp = req.send().await.expect("request failed");
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let content_type = headers
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
-        let bytes = resp.bytes().await.expect("body");
-        let body = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
-        };
-        Answer { status, content_type, headers, body }
+        Answer::read(req.send().await.expect("request failed")).await
     }
 
     pub async fn get(&self, path: &str, user: &TestUser) -> Answer {

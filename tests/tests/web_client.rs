@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use chat_tests::fleet::{Gateway, WsClient, Worker};
-use chat_tests::{web_root, web_settings, TestApp};
+use chat_tests::{web_root, web_settings, Answer, TestApp};
 use reqwest::header::{HeaderMap, COOKIE, SET_COOKIE};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -52,7 +52,7 @@ impl<'a> Call<'a> {
         self.body = Some(body);
         self
     }
-    async fn send(self) -> (StatusCode, HeaderMap, Value) {
+    async fn send(self) -> Answer {
         let mut req = self.app.http.request(self.method, format!("{}{}", self.app.base, self.path));
         if let Some(c) = self.cookie {
             req = req.header(COOKIE, c);
@@ -63,11 +63,7 @@ impl<'a> Call<'a> {
         if let Some(b) = self.body {
             req = req.json(&b);
         }
-        let resp = req.send().await.expect("request");
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let body = resp.json::<Value>().await.unwrap_or(Value::Null);
-        (status, headers, body)
+        Answer::read(req.send().await.expect("request")).await
     }
 }
 
@@ -76,23 +72,25 @@ async fn session_cookies_log_in_refresh_and_log_out() {
     let app = TestApp::spawn().await.expect("app");
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
+    let login = json!({"username": alice.username, "password": PASSWORD});
 
     // Wrong password: 401 and no cookies.
-    let (status, headers, _) = Call::new(&app, Method::POST, "/api/auth/session")
+    let wrong = Call::new(&app, Method::POST, "/api/auth/session")
         .json(json!({"username": alice.username, "password": "wrong password!"}))
         .send()
         .await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert!(set_cookies(&headers).is_empty());
+    assert_eq!(wrong.problem(401), "invalid_credentials");
+    assert!(set_cookies(&wrong.headers).is_empty());
+    // Without X-Requested-With (what another site's form could send): 403, no cookies.
+    let forged = Call::new(&app, Method::POST, "/api/auth/session").without_csrf().json(login.clone()).send().await;
+    assert_eq!(forged.problem(403), "forbidden");
+    assert!(set_cookies(&forged.headers).is_empty());
 
-    let (status, headers, body) = Call::new(&app, Method::POST, "/api/auth/session")
-        .json(json!({"username": alice.username, "password": PASSWORD}))
-        .send()
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    let opened = Call::new(&app, Method::POST, "/api/auth/session").json(login).send().await;
+    let body = opened.ok(200);
     assert_eq!(body["user"]["username"], alice.username.as_str());
     assert_eq!(body["expires_in"], 900);
-    let cookies = set_cookies(&headers);
+    let cookies = set_cookies(&opened.headers);
     let (_, access_attrs) = cookies.iter().find(|(n, _)| n == "chat_token").expect("chat_token cookie");
     let (_, refresh_attrs) = cookies.iter().find(|(n, _)| n == "chat_refresh").expect("chat_refresh cookie");
     for attrs in [access_attrs, refresh_attrs] {
@@ -105,73 +103,58 @@ async fn session_cookies_log_in_refresh_and_log_out() {
     let refresh = format!("chat_refresh={}", cookie_value(&cookies, "chat_refresh").unwrap());
 
     // GET /api/auth/session: who is signed in, never a 401.
-    let (status, _, state) = Call::new(&app, Method::GET, "/api/auth/session").without_csrf().send().await;
-    assert_eq!(status, StatusCode::OK);
+    let state = Call::new(&app, Method::GET, "/api/auth/session").without_csrf().send().await;
+    let state = state.ok(200);
     assert!(state["user"].is_null() && state["refreshable"] == false, "{state}");
-    let (_, _, state) = Call::new(&app, Method::GET, "/api/auth/session").cookie(access.clone()).send().await;
-    assert_eq!(state["user"]["id"], alice.id.to_string(), "{state}");
-    let (_, _, state) = Call::new(&app, Method::GET, "/api/auth/session").cookie(refresh.clone()).send().await;
+    let state = Call::new(&app, Method::GET, "/api/auth/session").cookie(access.clone()).send().await;
+    assert_eq!(state.ok(200)["user"]["id"], alice.id.to_string());
+    let state = Call::new(&app, Method::GET, "/api/auth/session").cookie(refresh.clone()).send().await;
+    let state = state.ok(200);
     assert!(state["user"].is_null() && state["refreshable"] == true, "{state}");
 
     // Reads with the cookie work without the CSRF header.
-    let (status, _, me) = Call::new(&app, Method::GET, "/api/users/me").cookie(access.clone()).without_csrf().send().await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(me["id"], alice.id.to_string());
+    let me = Call::new(&app, Method::GET, "/api/users/me").cookie(access.clone()).without_csrf().send().await;
+    assert_eq!(me.ok(200)["id"], alice.id.to_string());
 
-    // A write with the cookie but without X-Requested-With (what another site's form
-    // could send) is refused and changes nothing.
+    // A write with the cookie but without X-Requested-With is refused and changes nothing.
     let create = json!({"is_group": false, "participants": [bob.id]});
-    let (status, headers, problem) = Call::new(&app, Method::POST, "/api/chat/conversations")
+    let forged = Call::new(&app, Method::POST, "/api/chat/conversations")
         .cookie(access.clone())
         .without_csrf()
         .json(create.clone())
         .send()
         .await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "{problem}");
-    assert!(headers[reqwest::header::CONTENT_TYPE].to_str().unwrap().starts_with("application/problem+json"));
-    assert_eq!(problem["code"], "forbidden");
+    assert_eq!(forged.problem(403), "forbidden");
     let list = app.get("/api/chat/conversations", &alice).await;
     assert_eq!(list.ok(200).as_array().map(Vec::len), Some(0), "nothing was created");
 
-    let (status, _, created) =
-        Call::new(&app, Method::POST, "/api/chat/conversations").cookie(access.clone()).json(create).send().await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let created = Call::new(&app, Method::POST, "/api/chat/conversations").cookie(access.clone()).json(create).send().await;
+    created.ok(201);
 
     // Refresh without the header: refused, nothing rotated.
-    let (status, _, _) =
-        Call::new(&app, Method::POST, "/api/auth/session/refresh").cookie(refresh.clone()).without_csrf().send().await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
+    let forged = Call::new(&app, Method::POST, "/api/auth/session/refresh").cookie(refresh.clone()).without_csrf().send().await;
+    assert_eq!(forged.problem(403), "forbidden");
     // Refresh: new cookies.
-    let (status, headers, body) =
-        Call::new(&app, Method::POST, "/api/auth/session/refresh").cookie(refresh.clone()).send().await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let renewed = set_cookies(&headers);
+    let renewed = Call::new(&app, Method::POST, "/api/auth/session/refresh").cookie(refresh.clone()).send().await;
+    renewed.ok(200);
+    let renewed = set_cookies(&renewed.headers);
     let new_access = format!("chat_token={}", cookie_value(&renewed, "chat_token").expect("new access cookie"));
     assert!(cookie_value(&renewed, "chat_refresh").is_some_and(|v| format!("chat_refresh={v}") != refresh));
     // The refresh cookie is single use: a replay is a 401 that clears the cookies.
-    let (status, headers, _) = Call::new(&app, Method::POST, "/api/auth/session/refresh").cookie(refresh).send().await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let cleared = set_cookies(&headers);
+    let replay = Call::new(&app, Method::POST, "/api/auth/session/refresh").cookie(refresh).send().await;
+    assert_eq!(replay.problem(401), "unauthenticated");
+    let cleared = set_cookies(&replay.headers);
     assert!(cleared.iter().any(|(n, a)| n == "chat_token" && a.contains("Max-Age=0")), "{cleared:?}");
 
     // Logout ends the session at once.
-    let (status, _, _) = Call::new(&app, Method::DELETE, "/api/auth/session").cookie(new_access.clone()).send().await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
-    let (status, _, _) = Call::new(&app, Method::GET, "/api/users/me").cookie(new_access).send().await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let closed = Call::new(&app, Method::DELETE, "/api/auth/session").cookie(new_access.clone()).send().await;
+    closed.ok(204);
+    let me = Call::new(&app, Method::GET, "/api/users/me").cookie(new_access).send().await;
+    me.problem(401);
     // A user with a bearer token is not affected by the cookie rules.
-    let (status, _, _) = {
-        let resp = app
-            .http
-            .post(format!("{}/api/chat/conversations", app.base))
-            .bearer_auth(&bob.token)
-            .json(&json!({"is_group": true, "name": "bearer group", "participants": []}))
-            .send()
-            .await
-            .unwrap();
-        (resp.status(), (), ())
-    };
-    assert_eq!(status, StatusCode::CREATED);
+    app.post("/api/chat/conversations", &bob, json!({"is_group": true, "name": "bearer group", "participants": []}))
+        .await
+        .ok(201);
 }
 
 fn require_built_client() {

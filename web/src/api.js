@@ -122,8 +122,6 @@ export const api = {
   /** A page of history: the newest, or the one before `before`. `{ body, hasMore }`. */
   history: (id, before, limit = 40) =>
     call('GET', `/api/chat/conversations/${id}/messages?limit=${limit}${before ? `&before=${before}` : ''}`, { raw: true }),
-  newer: (id, after, limit = 200) =>
-    call('GET', `/api/chat/conversations/${id}/messages?limit=${limit}&after=${after}`, { raw: true }),
   sendMessage: (id, body) => call('POST', `/api/chat/conversations/${id}/messages`, { body }),
   attachment: (id) => call('GET', `/api/chat/attachments/${id}`),
 };

@@ -3,9 +3,8 @@
 import { render } from 'preact';
 import { html } from 'htm/preact';
 import { App } from './views/app.js';
-import { boot } from './store.js';
+import { boot, endSession } from './store.js';
 import { setSessionLostHandler } from './api.js';
-import { endSession } from './store.js';
 import './style.css';
 
 setSessionLostHandler(endSession);

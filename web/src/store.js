@@ -130,7 +130,7 @@ export function otherParticipant(c) {
 
 export function participantName(c, userId) {
   const p = c?.participants?.find((x) => x.user_id === userId);
-  return p ? p.display_name || p.username : 'someone';
+  return p ? p.display_name || p.username : 'Someone';
 }
 
 /**
@@ -251,7 +251,7 @@ async function startSession() {
     onEvent: applyEvent,
     onStatus: onConnection,
     onSessionLost: endSession,
-    beforeRetry: pruneConversations,
+    beforeRetry: loadConversations,
   });
   gateway.start();
   if (state.route.conversationId) openConversation(state.route.conversationId);
@@ -273,18 +273,17 @@ function onConnection(status) {
   changed();
 }
 
-/** Forgets conversations the user is no longer in (removed while disconnected). */
-async function pruneConversations() {
+/**
+ * Loads the conversation list, the truth after a (re)connection: conversations the user
+ * is no longer in (removed while disconnected) are forgotten, as a gateway would refuse
+ * to resume them.
+ */
+async function loadConversations() {
   const list = await api.conversations();
   const current = new Set(list.map((c) => c.id));
   for (const id of [...state.positions.keys()]) {
     if (!current.has(id)) forgetConversation(id);
   }
-  changed();
-}
-
-async function loadConversations() {
-  const list = await api.conversations();
   for (const c of list) {
     state.conversations.set(c.id, c);
     if (!state.positions.has(c.id)) state.positions.set(c.id, c.last_seq ?? 0);

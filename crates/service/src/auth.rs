@@ -16,6 +16,14 @@ pub struct Tokens {
     /// Seconds until the refresh token expires.
     pub refresh_expires_in: u64,
     pub user_id: UserId,
+    pub session_id: SessionId,
+}
+
+impl Tokens {
+    /// The caller these fresh tokens stand for (no need to check them again).
+    pub fn caller(&self) -> Caller {
+        Caller { user_id: self.user_id, session_id: self.session_id }
+    }
 }
 
 /// Most users returned by one search.
@@ -82,6 +90,7 @@ impl ChatService {
             expires_in: self.keys.access_ttl.as_secs(),
             refresh_expires_in: self.keys.refresh_ttl.as_secs(),
             user_id,
+            session_id: session,
         })
     }
 

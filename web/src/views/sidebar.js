@@ -5,7 +5,7 @@ import { html } from 'htm/preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api } from '../api.js';
 import {
-  conversationTitle, createGroup, logout, navigate, otherParticipant, sortedConversations, startDirect,
+  conversationTitle, createGroup, logout, navigate, otherParticipant, participantName, sortedConversations, startDirect,
   state, typingUsers,
 } from '../store.js';
 import { shortTime } from './format.js';
@@ -70,7 +70,7 @@ function ConversationItem({ c }) {
   let preview = 'No messages yet';
   if (typing) preview = 'typing…';
   else if (last) {
-    const who = last.sender === state.me.id ? 'You: ' : c.is_group ? `${nameIn(c, last.sender)}: ` : '';
+    const who = last.sender === state.me.id ? 'You: ' : c.is_group ? `${participantName(c, last.sender)}: ` : '';
     const body = last.deleted_at ? 'Message deleted' : last.text || (last.attachments?.length || last.kind !== 'text' ? '📎 Attachment' : '');
     preview = who + body;
   }
@@ -99,11 +99,6 @@ function ConversationItem({ c }) {
       </a>
     </li>
   `;
-}
-
-function nameIn(c, userId) {
-  const p = c.participants?.find((x) => x.user_id === userId);
-  return p ? p.display_name || p.username : 'Someone';
 }
 
 /** Find people; message one of them, or pick several and name a group. */

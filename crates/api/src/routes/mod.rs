@@ -44,15 +44,21 @@ pub struct BearerToken(Bearer);
 pub struct SessionCookie(String);
 
 /// Header that cookie-authenticated writes must carry.
-pub const CSRF_HEADER: &str = "x-requested-with";
+const CSRF_HEADER: &str = "x-requested-with";
+
+/// Refuses a request without [`CSRF_HEADER`] (403): a page of another site cannot add it.
+pub fn require_csrf_header(req: &poem::Request) -> Result<(), ApiError> {
+    if req.headers().contains_key(CSRF_HEADER) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden("requests with the session cookie must carry the X-Requested-With header"))
+    }
+}
 
 async fn session_cookie_guard(req: &poem::Request, cookie: ApiKey) -> poem::Result<String> {
     let safe = matches!(*req.method(), poem::http::Method::GET | poem::http::Method::HEAD);
-    if !safe && !req.headers().contains_key(CSRF_HEADER) {
-        return Err(poem::Error::from_string(
-            "requests authenticated by the session cookie must carry the X-Requested-With header",
-            poem::http::StatusCode::FORBIDDEN,
-        ));
+    if !safe {
+        require_csrf_header(req)?;
     }
     Ok(cookie.key)
 }

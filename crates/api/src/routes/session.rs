@@ -13,7 +13,7 @@ use poem::Request;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi};
 
-use super::{Auth, Tag, CSRF_HEADER};
+use super::{require_csrf_header, Auth, Tag};
 use crate::error::ApiError;
 use crate::models::{LoginRequest, Session, SessionState};
 use crate::web::WebSettings;
@@ -36,15 +36,18 @@ pub enum SessionClosed {
 #[OpenApi(tag = "Tag::Auth")]
 impl SessionApi {
     /// Web client login: like `/api/auth/login`, but the tokens are set as `HttpOnly`
-    /// cookies (`chat_token`, `chat_refresh`) instead of being returned.
+    /// cookies (`chat_token`, `chat_refresh`) instead of being returned. Needs the
+    /// `X-Requested-With` header.
     #[oai(path = "/api/auth/session", method = "post", operation_id = "open_session")]
     async fn open(
         &self,
+        req: &Request,
         svc: Data<&ChatService>,
         web: Data<&WebSettings>,
         jar: &CookieJar,
         body: Json<LoginRequest>,
     ) -> Result<Json<Session>, ApiError> {
+        require_csrf_header(req)?;
         let tokens = svc.login(&body.username, &body.password).await?;
         session(&svc, &web, jar, tokens).await
     }
@@ -81,9 +84,7 @@ impl SessionApi {
         web: Data<&WebSettings>,
         jar: &CookieJar,
     ) -> Result<Json<Session>, ApiError> {
-        if !req.headers().contains_key(CSRF_HEADER) {
-            return Err(ApiError::forbidden("the X-Requested-With header is required"));
-        }
+        require_csrf_header(req)?;
         let refresh_token = jar.get(REFRESH_COOKIE).map(|c| c.value_str().to_owned());
         let refreshed = match refresh_token {
             Some(token) => svc.refresh(&token).await,
@@ -116,8 +117,7 @@ impl SessionApi {
 }
 
 async fn session(svc: &ChatService, web: &WebSettings, jar: &CookieJar, tokens: Tokens) -> Result<Json<Session>, ApiError> {
-    let caller = svc.authenticate(&tokens.access_token).await?;
-    let user = svc.me(&caller).await?;
+    let user = svc.me(&tokens.caller()).await?;
     jar.add(cookie(web, ACCESS_COOKIE, &tokens.access_token, "/", tokens.expires_in));
     jar.add(cookie(web, REFRESH_COOKIE, &tokens.refresh_token, REFRESH_PATH, tokens.refresh_expires_in));
     Ok(Json(Session { user: user.into(), expires_in: tokens.expires_in }))
