@@ -419,19 +419,33 @@ const readSent = new Map(); // conversation id → highest seq we marked read
 const receipts = new Map(); // `${kind} ${conversation id}` → highest seq waiting to be sent
 let receiptTimer = null;
 
-/** Receipts are coalesced: a burst of messages costs one frame per conversation. */
+/**
+ * Receipts go out at once, and those that follow within 150 ms are coalesced into one
+ * frame per conversation at the end of that window: a burst of messages costs two frames,
+ * and a single message is acknowledged without delay (so leaving the page right after
+ * does not lose it).
+ */
 function queueReceipt(kind, conversationId, seq) {
   const key = `${kind} ${conversationId}`;
   receipts.set(key, Math.max(receipts.get(key) ?? 0, seq));
-  receiptTimer ??= setTimeout(() => {
+  if (receiptTimer) return;
+  flushReceipts();
+  receiptTimer = setTimeout(() => {
     receiptTimer = null;
-    for (const [k, s] of receipts) {
-      const [type, conversation_id] = k.split(' ');
-      gateway?.notify({ type, conversation_id, seq: s });
-    }
-    receipts.clear();
+    flushReceipts();
   }, 150);
 }
+
+function flushReceipts() {
+  for (const [k, seq] of receipts) {
+    const [type, conversation_id] = k.split(' ');
+    gateway?.notify({ type, conversation_id, seq });
+  }
+  receipts.clear();
+}
+
+// Whatever is still waiting goes out before the page goes away.
+window.addEventListener('pagehide', flushReceipts);
 
 /** Marks the open conversation read up to its newest message, when the page is seen. */
 export function markRead(id) {
