@@ -107,6 +107,8 @@ pub async fn test_settings() -> anyhow::Result<ServiceSettings> {
         access_token_ttl_secs: 900,
         refresh_token_ttl_secs: 3600,
         max_upload_bytes: 2 * 1024 * 1024,
+        write_batch_max: 512,
+        fault_exit_after_commit: false,
         storage: chat_storage::StorageSettings {
             storage_dir: std::env::temp_dir().join(format!("chat-test-objects-{}", Uuid::new_v4().simple())),
             s3_bucket: None,

@@ -34,11 +34,16 @@ async fn main() -> anyhow::Result<()> {
             let chat = service.build().context("configuration")?;
             tracing::info!(concurrency = worker.concurrency, "chat-worker running");
             let sweeper = tokio::spawn(chat_worker::sweep(chat.clone(), std::time::Duration::from_secs(60)));
+            let indexer = tokio::spawn(chat_worker::index_search(chat.clone(), std::time::Duration::from_millis(250)));
+            let consumer = format!("{}-{}", std::process::id(), uuid::Uuid::now_v7().simple());
+            let notifier = tokio::spawn(chat_worker::notifications::follow_new_messages(chat.clone(), worker.clone(), consumer));
             let handlers = chat_worker::Handlers::new(chat, worker.clone());
             let result =
                 chat_jobs::run_workers(&service.redis_url, &service.redis_prefix, worker.concurrency, handlers, chat_telemetry::shutdown_signal())
                     .await;
             sweeper.abort();
+            indexer.abort();
+            notifier.abort();
             result?;
             tracing::info!("chat-worker stopped");
             Ok(())

@@ -144,6 +144,25 @@ impl Bus {
         Ok(id)
     }
 
+    /// Publishes already serialised envelopes, each on its conversation's shard, in one
+    /// pipeline (one round trip for the lot). Order is kept within a shard. Fails as a
+    /// whole if any XADD fails: the caller publishes them again later, and readers drop
+    /// the duplicates by envelope id.
+    pub async fn publish_serialised(&self, events: &[(ConversationId, &str)]) -> Result<(), BusError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let pipeline = self.client.pipeline();
+        for (conversation, body) in events {
+            let key = self.stream_key(self.shard_of(*conversation));
+            let _: () = pipeline
+                .xadd(key, false, ("MAXLEN", "~", self.config.stream_maxlen as i64), "*", vec![("e", *body)])
+                .await?;
+        }
+        let _: Vec<Value> = pipeline.all().await?;
+        Ok(())
+    }
+
     /// The id of the newest entry of each shard ("$" positions made concrete), so that a
     /// reader can start from "now" without missing what is published next.
     pub async fn tail_positions(&self) -> Result<Vec<(u16, String)>, BusError> {
@@ -178,18 +197,101 @@ impl Bus {
         }
         let keys: Vec<String> = positions.iter().map(|(s, _)| self.stream_key(*s)).collect();
         let ids: Vec<String> = positions.iter().map(|(_, id)| id.clone()).collect();
-        let shard_by_key: HashMap<&str, u16> =
-            keys.iter().map(String::as_str).zip(positions.iter().map(|(s, _)| *s)).collect();
         let block_ms = block.map(|d| d.as_millis() as u64);
-        let raw: Value = self.client.xread(Some(count), block_ms, keys.clone(), ids).await?;
+        let raw: Value = self.client.xread(Some(count), block_ms, keys, ids).await?;
         if raw.is_null() {
             // The block timed out with nothing new.
             return Ok(Vec::new());
         }
         let response = raw.into_xread_response::<String, String, String, String>()?;
+        Ok(self.deliveries(response.into_iter().map(|(k, entries)| (k, entries.into_iter().collect()))))
+    }
+}
+
+/// Consumer groups: for readers that must each handle every event once between them
+/// (the workers' notifier), rather than every reader seeing everything (gateways).
+impl Bus {
+    /// Creates `group` on every shard (reading from new entries on), if missing.
+    pub async fn ensure_group(&self, group: &str) -> Result<(), BusError> {
+        for shard in 0..self.config.shards {
+            let created: Result<Value, _> = self.client.xgroup_create(self.stream_key(shard), group, "$", true).await;
+            match created {
+                Ok(_) => {}
+                Err(e) if e.details().starts_with("BUSYGROUP") => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads up to `count` entries per shard that no consumer of `group` got yet, waiting
+    /// up to `block` for some. They stay pending for `consumer` until [`Bus::ack`].
+    pub async fn read_group(
+        &self,
+        group: &str,
+        consumer: &str,
+        count: u64,
+        block: Duration,
+    ) -> Result<Vec<Delivery>, BusError> {
+        let keys: Vec<String> = (0..self.config.shards).map(|s| self.stream_key(s)).collect();
+        let ids: Vec<&str> = keys.iter().map(|_| ">").collect();
+        let raw: Value = self
+            .client
+            .xreadgroup(group, consumer, Some(count), Some(block.as_millis() as u64), false, keys, ids)
+            .await?;
+        if raw.is_null() {
+            return Ok(Vec::new());
+        }
+        let response = raw.into_xread_response::<String, String, String, String>()?;
+        Ok(self.deliveries(response.into_iter().map(|(k, entries)| (k, entries.into_iter().collect()))))
+    }
+
+    /// Takes over entries of `group` pending for longer than `min_idle` (their consumer
+    /// died before acknowledging them), up to `count` per shard.
+    pub async fn claim_idle(
+        &self,
+        group: &str,
+        consumer: &str,
+        min_idle: Duration,
+        count: u64,
+    ) -> Result<Vec<Delivery>, BusError> {
         let mut out = Vec::new();
-        for (key, entries) in response {
-            let Some(&shard) = shard_by_key.get(key.as_str()) else { continue };
+        for shard in 0..self.config.shards {
+            let key = self.stream_key(shard);
+            let (_, entries): (String, Vec<(String, HashMap<String, String>)>) = self
+                .client
+                .xautoclaim_values(&key, group, consumer, min_idle.as_millis() as u64, "0-0", Some(count), false)
+                .await?;
+            out.extend(self.deliveries(std::iter::once((key, entries))));
+        }
+        Ok(out)
+    }
+
+    /// Acknowledges handled entries of `group`, in one pipeline.
+    pub async fn ack(&self, group: &str, handled: &[Delivery]) -> Result<(), BusError> {
+        if handled.is_empty() {
+            return Ok(());
+        }
+        let mut by_shard: HashMap<u16, Vec<String>> = HashMap::new();
+        for d in handled {
+            by_shard.entry(d.shard).or_default().push(d.stream_id.clone());
+        }
+        let pipeline = self.client.pipeline();
+        for (shard, ids) in by_shard {
+            let _: () = pipeline.xack(self.stream_key(shard), group, ids).await?;
+        }
+        let _: Vec<Value> = pipeline.all().await?;
+        Ok(())
+    }
+
+    /// Parses stream entries of known shards, skipping (and logging) unreadable ones.
+    fn deliveries(
+        &self,
+        streams: impl Iterator<Item = (String, Vec<(String, HashMap<String, String>)>)>,
+    ) -> Vec<Delivery> {
+        let mut out = Vec::new();
+        for (key, entries) in streams {
+            let Some(shard) = (0..self.config.shards).find(|s| self.stream_key(*s) == key) else { continue };
             for (stream_id, fields) in entries {
                 match fields.get("e").map(|raw| serde_json::from_str::<Envelope>(raw)) {
                     Some(Ok(envelope)) if envelope.v == ENVELOPE_VERSION => {
@@ -201,7 +303,7 @@ impl Bus {
                 }
             }
         }
-        Ok(out)
+        out
     }
 }
 

@@ -45,12 +45,16 @@ impl Bus {
 
     /// Whether each user has a live connection.
     pub async fn presence_of(&self, users: &[UserId]) -> Result<Vec<(UserId, bool)>, BusError> {
-        let now = now_ms();
-        let mut out = Vec::with_capacity(users.len());
-        for user in users {
-            let live: u64 = self.client.zcount(self.presence_key(*user), now, f64::INFINITY).await?;
-            out.push((*user, live > 0));
+        if users.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(out)
+        let now = now_ms();
+        // One round trip for all of them.
+        let pipeline = self.client.pipeline();
+        for user in users {
+            let _: () = pipeline.zcount(self.presence_key(*user), now, f64::INFINITY).await?;
+        }
+        let live: Vec<u64> = pipeline.all().await?;
+        Ok(users.iter().copied().zip(live.into_iter().map(|n| n > 0)).collect())
     }
 }

@@ -10,6 +10,12 @@
 //! it reveals a gap (an event lost or reordered on the bus), which is filled from
 //! PostgreSQL before the event is sent. So every client gets every message exactly once,
 //! in seq order.
+//!
+//! Sends are pipelined: a `send` is validated and queued for the process's group commit
+//! at once, in frame order, and its `ack` (which carries the `client_msg_id`) is written
+//! when its batch commits, while the connection goes on reading frames and delivering
+//! events. At most [`MAX_SENDS_IN_FLIGHT`] per socket; past that the connection waits
+//! for the oldest before reading more.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,6 +25,10 @@ use std::time::Instant;
 use chat_domain::{ConversationId, Event, EventPayload, UserId};
 use chat_service::messages::SendMessage;
 use chat_service::{Caller, HistoryQuery, ServiceError, Watermark};
+use std::future::Future;
+use std::pin::Pin;
+
+use futures::stream::FuturesUnordered;
 use futures::{SinkExt, StreamExt};
 use poem::web::websocket::{CloseCode, Message, WebSocketStream};
 use tokio::sync::{mpsc, Notify};
@@ -45,6 +55,8 @@ enum Exit {
 
 /// Messages read from PostgreSQL per catch-up query.
 const CATCH_UP_PAGE: i64 = 200;
+/// Sends of one socket queued for commit and not acknowledged yet.
+pub const MAX_SENDS_IN_FLIGHT: usize = 256;
 
 struct Connection {
     state: Arc<GatewayState>,
@@ -57,6 +69,9 @@ struct Connection {
     sink: futures::stream::SplitSink<WebSocketStream, Message>,
     /// Set by the hub when this connection's queue overflowed.
     kicked: Arc<AtomicBool>,
+    /// Sends waiting for their commit; each yields its `ack` or `error` frame.
+    /// `Sync` because the connection is borrowed across awaits.
+    in_flight: FuturesUnordered<Pin<Box<dyn Future<Output = ServerFrame> + Send + Sync>>>,
 }
 
 fn slow_consumer() -> Exit {
@@ -95,6 +110,7 @@ pub async fn serve(
         sent: HashMap::new(),
         sink,
         kicked,
+        in_flight: FuturesUnordered::new(),
     };
     let exit = conn.run(&mut stream, &mut rx, &kick, &conversations, resume).await;
     state.hub.unregister(conn_id, caller.user_id);
@@ -158,6 +174,8 @@ impl Connection {
             let step = tokio::select! {
                 biased;
                 _ = shutdown.changed() => {
+                    // Sends already queued commit anyway: tell the client before leaving.
+                    let _ = tokio::time::timeout(self.state.settings.write_timeout(), self.finish_sends()).await;
                     let _ = self.frame(&ServerFrame::Reconnect { reason: "gateway draining".into() }).await;
                     return Exit::Close(close::GOING_AWAY, "gateway draining: reconnect and resume".into());
                 }
@@ -169,6 +187,7 @@ impl Connection {
                     Some(out) => self.outbound(out).await,
                     None => return Exit::Gone,
                 },
+                Some(answer) = self.in_flight.next(), if !self.in_flight.is_empty() => self.frame(&answer).await,
                 incoming = stream.next() => match incoming {
                     None | Some(Err(_)) => return Exit::Gone,
                     Some(Ok(message)) => {
@@ -267,15 +286,19 @@ impl Connection {
         let caller = &self.caller;
         let result: Result<ServerFrame, ServiceError> = match frame {
             ClientFrame::Send { text, client_msg_id, reply_to, .. } => {
+                while self.in_flight.len() >= MAX_SENDS_IN_FLIGHT {
+                    if let Some(answer) = self.in_flight.next().await {
+                        self.frame(&answer).await?;
+                    }
+                }
                 let request = SendMessage { text, client_msg_id, reply_to, attachments: Vec::new() };
-                service.send_message(caller, conversation, request).await.map(|sent| ServerFrame::Ack {
-                    id: id.clone(),
-                    conversation_id: conversation,
-                    message_id: sent.message.id,
-                    seq: sent.message.seq,
-                    client_msg_id: sent.message.client_msg_id,
-                    created: sent.created,
-                })
+                match self.state.service.submit_message(&self.caller, conversation, request).await {
+                    Ok(pending) => {
+                        self.in_flight.push(Box::pin(ack_when_committed(id, conversation, pending)));
+                        return Ok(());
+                    }
+                    Err(e) => Err(e),
+                }
             }
             ClientFrame::Edit { message_id, text, .. } => service
                 .edit_message(caller, conversation, message_id, &text)
@@ -314,6 +337,14 @@ impl Connection {
                 self.error(id, code, e.to_string()).await
             }
         }
+    }
+
+    /// Writes the answers of every send still in flight.
+    async fn finish_sends(&mut self) -> Result<(), Exit> {
+        while let Some(answer) = self.in_flight.next().await {
+            self.frame(&answer).await?;
+        }
+        Ok(())
     }
 
     async fn resume_many(&mut self, id: Option<String>, positions: BTreeMap<ConversationId, i64>) -> Result<(), Exit> {
@@ -461,5 +492,24 @@ impl Connection {
                 .publish_ephemeral(c, user_id, EventPayload::Presence { user_id, online })
                 .await;
         }
+    }
+}
+
+/// The frame that answers a queued send once its batch has committed.
+async fn ack_when_committed(
+    id: Option<String>,
+    conversation: ConversationId,
+    pending: chat_service::messages::PendingSend,
+) -> ServerFrame {
+    match pending.committed().await {
+        Ok(sent) => ServerFrame::Ack {
+            id,
+            conversation_id: conversation,
+            message_id: sent.message.id,
+            seq: sent.message.seq,
+            client_msg_id: sent.message.client_msg_id,
+            created: sent.created,
+        },
+        Err(e) => ServerFrame::Error { id, code: e.code().into(), message: e.to_string() },
     }
 }

@@ -4,18 +4,53 @@
 //! connection). Redis work is one blocking read per batch of events, whatever the number
 //! of conversations or connections: events × gateways.
 //!
+//! An event can reach the bus twice (the outbox relay republishes what its writer may
+//! have published before dying): `message.created` repeats are dropped per connection
+//! by seq, every other event here by envelope id, against the ids of the last
+//! [`RECENT_IDS`] such events.
+//!
 //! When a read fails (Redis restarting, network), the task keeps its positions, retries
 //! with backoff, and once reads work again asks every connection to resync against
 //! PostgreSQL: events published while Redis was away are lost to the streams, but the
 //! messages are in PostgreSQL, and gap-filling by seq recovers them.
 
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
 use chat_bus::Bus;
+use chat_domain::EventPayload;
 use tokio::sync::watch;
+use uuid::Uuid;
 
 use crate::hub::{Hub, Outbound, SharedEvent};
+
+/// Envelope ids remembered to drop republished events: far more than a relay delay's
+/// worth of non-message events.
+pub const RECENT_IDS: usize = 65_536;
+
+/// The ids of the most recent events, oldest forgotten first.
+#[derive(Default)]
+pub struct RecentIds {
+    set: HashSet<Uuid>,
+    order: VecDeque<Uuid>,
+}
+
+impl RecentIds {
+    /// Remembers `id`; `false` if it was seen already.
+    pub fn first_time(&mut self, id: Uuid) -> bool {
+        if !self.set.insert(id) {
+            return false;
+        }
+        self.order.push_back(id);
+        if self.order.len() > RECENT_IDS
+            && let Some(old) = self.order.pop_front()
+        {
+            self.set.remove(&old);
+        }
+        true
+    }
+}
 
 pub async fn run(bus: Bus, hub: Arc<Hub>, mut shutdown: watch::Receiver<bool>) {
     let mut positions = loop {
@@ -30,6 +65,7 @@ pub async fn run(bus: Bus, hub: Arc<Hub>, mut shutdown: watch::Receiver<bool>) {
             }
         }
     };
+    let mut seen = RecentIds::default();
     let mut failing = false;
     let mut backoff = Duration::from_millis(100);
     loop {
@@ -48,6 +84,11 @@ pub async fn run(bus: Bus, hub: Arc<Hub>, mut shutdown: watch::Receiver<bool>) {
                 for delivery in batch {
                     if let Some(p) = positions.iter_mut().find(|(s, _)| *s == delivery.shard) {
                         p.1 = delivery.stream_id.clone();
+                    }
+                    // Messages are checked by seq per connection, which also covers them.
+                    let is_message = matches!(delivery.envelope.event.payload, EventPayload::MessageCreated { .. });
+                    if !is_message && !seen.first_time(delivery.envelope.id) {
+                        continue;
                     }
                     let event = delivery.envelope.event;
                     match serde_json::to_string(&event) {

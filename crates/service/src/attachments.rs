@@ -128,7 +128,7 @@ impl ChatService {
     pub async fn attachment_processed(&self, id: AttachmentId, processed: Processed) -> Result<(), ServiceError> {
         if let Some(attachment) = self.store.attachment_ready(id, &processed).await? {
             let (conversation, uploader) = (attachment.conversation_id, attachment.uploader_id);
-            self.publish(conversation, uploader, EventPayload::AttachmentReady { attachment }).await;
+            self.publish_committed(conversation, uploader, EventPayload::AttachmentReady { attachment }).await;
         }
         Ok(())
     }
@@ -143,7 +143,7 @@ impl ChatService {
                 uploader_id: attachment.uploader_id,
                 reason: reason.to_owned(),
             };
-            self.publish(attachment.conversation_id, attachment.uploader_id, payload).await;
+            self.publish_committed(attachment.conversation_id, attachment.uploader_id, payload).await;
         }
         Ok(())
     }

@@ -41,20 +41,22 @@ impl ChatService {
         let emoji = validate::emoji(emoji)?;
         let me = self.membership(caller, conversation).await?;
         let message = self.live_message(&me, conversation, id).await?;
-        let changed = if add {
-            self.store.add_reaction(id, caller.user_id, &emoji).await?
-        } else {
-            self.store.remove_reaction(id, caller.user_id, &emoji).await?
-        };
-        if changed {
-            let (user_id, seq) = (caller.user_id, message.seq);
+        let (user_id, seq) = (caller.user_id, message.seq);
+        let events = || {
+            let emoji = emoji.clone();
             let payload = if add {
                 EventPayload::ReactionAdded { message_id: id, seq, user_id, emoji }
             } else {
                 EventPayload::ReactionRemoved { message_id: id, seq, user_id, emoji }
             };
-            self.publish(conversation, Some(user_id), payload).await;
-        }
+            vec![self.event(conversation, Some(user_id), payload)]
+        };
+        let (_, outboxed) = if add {
+            self.store.add_reaction(id, user_id, &emoji, events).await?
+        } else {
+            self.store.remove_reaction(id, user_id, &emoji, events).await?
+        };
+        self.announce(outboxed);
         Ok(())
     }
 
@@ -85,22 +87,24 @@ impl ChatService {
             return Err(ServiceError::Forbidden("only moderators, admins and owners can pin messages"));
         }
         let message = self.store.message(conversation, id).await?.ok_or(ServiceError::NotFound("message"))?;
-        let changed = if pin {
-            if message.deleted_at.is_some() {
-                return Err(ServiceError::conflict("message_deleted", "a deleted message cannot be pinned"));
-            }
-            self.store.pin(conversation, id, caller.user_id).await?
-        } else {
-            self.store.unpin(conversation, id).await?
-        };
-        if changed {
+        let events = || {
             let payload = if pin {
                 EventPayload::MessagePinned { message_id: id, seq: message.seq, pinned_by: caller.user_id }
             } else {
                 EventPayload::MessageUnpinned { message_id: id, seq: message.seq, unpinned_by: caller.user_id }
             };
-            self.publish(conversation, Some(caller.user_id), payload).await;
-        } else if !pin {
+            vec![self.event(conversation, Some(caller.user_id), payload)]
+        };
+        let (changed, outboxed) = if pin {
+            if message.deleted_at.is_some() {
+                return Err(ServiceError::conflict("message_deleted", "a deleted message cannot be pinned"));
+            }
+            self.store.pin(conversation, id, caller.user_id, events).await?
+        } else {
+            self.store.unpin(conversation, id, events).await?
+        };
+        self.announce(outboxed);
+        if !changed && !pin {
             return Err(ServiceError::NotFound("pin"));
         }
         Ok(())
@@ -140,15 +144,18 @@ impl ChatService {
         let reason = validate::flag_reason(reason)?;
         let me = self.membership(caller, conversation).await?;
         let message = self.live_message(&me, conversation, id).await?;
-        let flag = match self.store.flag_message(id, caller.user_id, &reason).await {
-            Ok(f) => f,
+        // Who flagged is for moderators only: the event names no actor.
+        let events = vec![self.event(conversation, None, EventPayload::MessageFlagged { message_id: id, seq: message.seq })];
+        let flag = match self.store.flag_message(id, caller.user_id, &reason, events).await {
+            Ok((f, outboxed)) => {
+                self.announce(outboxed);
+                f
+            }
             Err(e) if e.is_conflict_on("flags_once_per_user") => {
                 return Err(ServiceError::conflict("already_flagged", "you already flagged this message"));
             }
             Err(e) => return Err(e.into()),
         };
-        // Who flagged is for moderators only: the event names no actor.
-        self.publish(conversation, None, EventPayload::MessageFlagged { message_id: id, seq: message.seq }).await;
         Ok(flag)
     }
 
@@ -170,13 +177,14 @@ impl ChatService {
         let reason = reason.map(validate::flag_reason).transpose()?;
         self.require_moderator(caller, conversation).await?;
         let message = self.store.message(conversation, id).await?.ok_or(ServiceError::NotFound("message"))?;
-        let recorded = self.store.decide(id, caller.user_id, decision, reason.as_deref()).await?;
         let (message_id, seq, moderator_id) = (id, message.seq, caller.user_id);
         let payload = match decision {
             Decision::Approve => EventPayload::MessageApproved { message_id, seq, moderator_id },
             Decision::Hide => EventPayload::MessageHidden { message_id, seq, moderator_id },
         };
-        self.publish(conversation, Some(caller.user_id), payload).await;
+        let events = vec![self.event(conversation, Some(caller.user_id), payload)];
+        let (recorded, outboxed) = self.store.decide(id, caller.user_id, decision, reason.as_deref(), events).await?;
+        self.announce(outboxed);
         Ok(recorded)
     }
 
@@ -216,5 +224,11 @@ impl ChatService {
             hit.message = message;
         }
         Ok(hits)
+    }
+
+    /// For the worker: builds the search vectors of up to `limit` messages sent or edited
+    /// and not indexed yet; returns how many. Search finds a message once this ran.
+    pub async fn index_new_messages(&self, limit: i64) -> Result<u64, ServiceError> {
+        Ok(self.store.index_pending_messages(limit).await?)
     }
 }

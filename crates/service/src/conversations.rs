@@ -84,7 +84,7 @@ impl ChatService {
         let (conversation, created) = self.store.create_conversation(&new).await?;
         if created {
             let ids = new.participants.iter().map(|(u, _)| *u).collect();
-            self.publish(
+            self.publish_committed(
                 conversation.id,
                 Some(caller.user_id),
                 EventPayload::ConversationCreated { conversation: conversation.clone(), participants: ids },
@@ -139,7 +139,7 @@ impl ChatService {
         changes.name = changes.name.as_deref().map(|n| validate::conversation_name("name", n)).transpose()?;
         changes.context_id = changes.context_id.as_deref().map(validate::context_id).transpose()?;
         let updated = self.store.update_conversation(id, &changes).await?;
-        self.publish(id, Some(caller.user_id), EventPayload::ConversationUpdated { conversation: updated.clone() })
+        self.publish_committed(id, Some(caller.user_id), EventPayload::ConversationUpdated { conversation: updated.clone() })
             .await;
         Ok(updated)
     }
@@ -151,7 +151,7 @@ impl ChatService {
             return Err(ServiceError::Forbidden("only owners can delete a conversation"));
         }
         self.store.delete_conversation(id).await?;
-        self.publish(id, Some(caller.user_id), EventPayload::ConversationDeleted {}).await;
+        self.publish_committed(id, Some(caller.user_id), EventPayload::ConversationDeleted {}).await;
         Ok(())
     }
 }

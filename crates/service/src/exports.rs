@@ -88,14 +88,14 @@ impl ChatService {
     /// is named in the event).
     pub async fn export_finished(&self, id: uuid::Uuid, key: &str, rows: i64) -> Result<(), ServiceError> {
         let export = self.store.finish_export(id, key, rows).await?;
-        self.publish(export.conversation_id, export.requested_by, EventPayload::ExportFinished { export }).await;
+        self.publish_committed(export.conversation_id, export.requested_by, EventPayload::ExportFinished { export }).await;
         Ok(())
     }
 
     /// For the worker: marks an export failed for good and says so.
     pub async fn export_failed(&self, id: uuid::Uuid, error: &str) -> Result<(), ServiceError> {
         if let Some(export) = self.store.fail_export(id, error).await? {
-            self.publish(export.conversation_id, export.requested_by, EventPayload::ExportFinished { export }).await;
+            self.publish_committed(export.conversation_id, export.requested_by, EventPayload::ExportFinished { export }).await;
         }
         Ok(())
     }

@@ -4,11 +4,12 @@
 //! sent over REST and one sent over a socket run the same code. Each operation:
 //! 1. validates its input (`chat_domain::validate`),
 //! 2. checks the caller's membership and role,
-//! 3. writes through the store (one transaction),
-//! 4. after commit, publishes the event of the change on the bus.
+//! 3. writes through the store in one transaction, which also writes the change's
+//!    events to the outbox (sends are group-committed by [`writer`]),
+//! 4. after commit, hands the events to [`publisher`], which puts them on the bus.
 //!
-//! A failed publish never fails the operation: the change is committed, and readers
-//! recover it from PostgreSQL (the source of truth) by seq.
+//! A failed publish never fails the operation and loses nothing: the events stay in
+//! the outbox and the relay publishes them later.
 //!
 //! Layout: [`auth`] (accounts and sessions), [`conversations`], [`participants`],
 //! [`messages`], [`channels`] (reactions, pins, threads, moderation, search); [`ServiceError`] is the one error type, mapped to HTTP and WebSocket
@@ -23,7 +24,9 @@ mod error;
 pub mod messages;
 pub mod notifications;
 pub mod participants;
+mod publisher;
 pub mod settings;
+mod writer;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -31,13 +34,14 @@ use std::sync::Arc;
 use chat_auth::TokenKeys;
 use chat_bus::{Bus, Envelope};
 use chat_domain::{ConversationId, Event, EventPayload, Participant, SessionId, UserId};
-use chat_store::Store;
+use chat_store::{OutboxEvent, Outboxed, Store};
 
 pub use chat_store::conversations::{ConversationChanges, ConversationFilter};
 pub use chat_store::messages::{HistoryPage, HistoryQuery};
 pub use chat_store::participants::Watermark;
 pub use error::ServiceError;
 pub use settings::ServiceSettings;
+pub use writer::WriterSettings;
 
 /// The authenticated user on whose behalf an operation runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,6 +58,8 @@ pub struct ChatService {
     keys: TokenKeys,
     files: Files,
     stats: Arc<Stats>,
+    writer: writer::Writer,
+    publisher: publisher::Publisher,
 }
 
 /// Object storage and the job queues, for files.
@@ -71,11 +77,30 @@ pub struct Stats {
     pub messages_persisted: AtomicU64,
     pub events_published: AtomicU64,
     pub publish_failures: AtomicU64,
+    /// Events published by the outbox relay rather than right after their commit.
+    pub events_relayed: AtomicU64,
+    /// Send transactions committed (or failed), the messages they held, and the largest.
+    pub write_batches: AtomicU64,
+    pub write_batch_messages: AtomicU64,
+    pub write_batch_largest: AtomicU64,
 }
 
 impl ChatService {
-    pub fn new(store: Store, bus: Bus, keys: TokenKeys, files: Files) -> Self {
-        Self { store, bus, keys, files, stats: Arc::default() }
+    /// Builds the service and starts its background tasks (the message writer, the
+    /// event publisher and the outbox relay) on the current tokio runtime.
+    pub fn new(store: Store, bus: Bus, keys: TokenKeys, files: Files, writing: WriterSettings) -> Self {
+        let stats: Arc<Stats> = Arc::default();
+        let publisher = publisher::Publisher::start(store.clone(), bus.clone(), stats.clone());
+        let writer = writer::Writer::start(store.clone(), publisher.clone(), stats.clone(), writing);
+        // The notifier's group must exist before the first message is published, or the
+        // workers (which create it too) would start after it.
+        let group_bus = bus.clone();
+        tokio::spawn(async move {
+            while group_bus.ensure_group(notifications::NOTIFY_GROUP).await.is_err() {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        });
+        Self { store, bus, keys, files, stats, writer, publisher }
     }
 
     pub fn store(&self) -> &Store {
@@ -90,9 +115,36 @@ impl ChatService {
         &self.stats
     }
 
-    /// Publishes the event of a committed change. Failures are logged and counted, not
-    /// returned: the change is already committed and readers recover it from the store.
-    async fn publish(&self, conversation: ConversationId, actor: Option<UserId>, payload: EventPayload) {
+    /// The outbox entry of an event, with the current trace context.
+    fn event(&self, conversation: ConversationId, actor: Option<UserId>, payload: EventPayload) -> OutboxEvent {
+        envelope_of(conversation, actor, payload, chat_telemetry::current_traceparent())
+    }
+
+    /// Publishes the events of a committed transaction (from its outbox row) soon; never
+    /// fails: what is not published now, the relay publishes later.
+    fn announce(&self, outboxed: Outboxed) {
+        self.publisher.hand_over(outboxed);
+    }
+
+    /// Publishes the event of a change that was committed without it, through the outbox
+    /// (so a Redis outage delays it but loses nothing). Unlike the events written in
+    /// their change's transaction, a crash between that commit and this insert loses it:
+    /// only for changes whose events are also visible by reading state again
+    /// (conversation settings, exports, attachment processing).
+    async fn publish_committed(&self, conversation: ConversationId, actor: Option<UserId>, payload: EventPayload) {
+        let event = self.event(conversation, actor, payload);
+        match self.store.outbox_append(vec![event.clone()]).await {
+            Ok(outboxed) => self.announce(outboxed),
+            Err(e) => {
+                tracing::warn!(error = %e, %conversation, "event not written to the outbox; publishing it directly");
+                self.announce(Outboxed { id: None, events: vec![event] });
+            }
+        }
+    }
+
+    /// Publishes an event that is not stored (typing, presence) directly. Failures are
+    /// logged and counted: such events are not worth a retry.
+    async fn publish_now(&self, conversation: ConversationId, actor: Option<UserId>, payload: EventPayload) {
         let mut envelope = Envelope::new(Event::new(conversation, actor, payload));
         if let Some(tp) = chat_telemetry::current_traceparent() {
             envelope.trace.insert("traceparent".into(), tp);
@@ -103,12 +155,7 @@ impl ChatService {
             }
             Err(err) => {
                 self.stats.publish_failures.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(
-                    error = %err,
-                    event = envelope.event.payload.type_name(),
-                    %conversation,
-                    "event not published; readers will recover it from the store"
-                );
+                tracing::debug!(error = %err, event = envelope.event.payload.type_name(), %conversation, "ephemeral event not published");
             }
         }
     }
@@ -121,4 +168,20 @@ impl ChatService {
             .await?
             .ok_or(ServiceError::NotFound("conversation"))
     }
+}
+
+/// Serialises the bus envelope of an event for the outbox.
+pub(crate) fn envelope_of(
+    conversation: ConversationId,
+    actor: Option<UserId>,
+    payload: EventPayload,
+    traceparent: Option<String>,
+) -> OutboxEvent {
+    let mut envelope = Envelope::new(Event::new(conversation, actor, payload));
+    if let Some(tp) = traceparent {
+        envelope.trace.insert("traceparent".into(), tp);
+    }
+    // An envelope is plain data: serialising it cannot fail.
+    let body = serde_json::to_string(&envelope).expect("envelopes serialise");
+    OutboxEvent { conversation_id: conversation, body }
 }

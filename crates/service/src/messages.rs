@@ -1,7 +1,5 @@
 //! Messages: send (idempotent), history, edit, delete, statuses, watermarks.
 
-use std::sync::atomic::Ordering;
-
 use chat_domain::{
     validate, ConversationId, DeliveryStatus, EventPayload, Message, MessageId, MessageKind, Participant,
     ValidationError,
@@ -34,6 +32,29 @@ pub struct Sent {
     pub created: bool,
 }
 
+/// A send queued for commit: [`PendingSend::committed`] waits for it. Taking several
+/// before waiting on any (a pipelining socket) keeps their order.
+pub struct PendingSend {
+    conversation: ConversationId,
+    queued: crate::writer::Queued,
+}
+
+impl PendingSend {
+    /// Waits until the message is committed (or refused); then its event is on its way.
+    pub async fn committed(self) -> Result<Sent, ServiceError> {
+        match self.queued.outcome().await? {
+            Inserted::New(message) => Ok(Sent { message, created: true }),
+            Inserted::Existing(message) if message.conversation_id == self.conversation => {
+                Ok(Sent { message, created: false })
+            }
+            Inserted::Existing(_) => Err(ServiceError::conflict(
+                "client_msg_id_reused",
+                "this client_msg_id was already used for a message in another conversation",
+            )),
+        }
+    }
+}
+
 /// A recipient's state of one message.
 #[derive(Debug, Clone)]
 pub struct RecipientStatus {
@@ -50,6 +71,18 @@ impl ChatService {
         conversation: ConversationId,
         request: SendMessage,
     ) -> Result<Sent, ServiceError> {
+        self.submit_message(caller, conversation, request).await?.committed().await
+    }
+
+    /// Validates a message and queues it for the next commit batch, without waiting for
+    /// the commit. Membership, `reply_to`, attachments and `client_msg_id` are checked
+    /// in the batch's transaction: their refusals come from [`PendingSend::committed`].
+    pub async fn submit_message(
+        &self,
+        caller: &Caller,
+        conversation: ConversationId,
+        request: SendMessage,
+    ) -> Result<PendingSend, ServiceError> {
         // A message with files may have no text.
         let text = if request.attachments.is_empty() || !request.text.trim().is_empty() {
             validate::message_text("text", &request.text)?
@@ -72,22 +105,10 @@ impl ChatService {
             client_msg_id,
             reply_to: request.reply_to,
         };
-        match self.store.insert_message(&new).await? {
-            Inserted::New(message) => {
-                self.stats.messages_persisted.fetch_add(1, Ordering::Relaxed);
-                self.publish(conversation, Some(caller.user_id), EventPayload::MessageCreated { message: message.clone() })
-                    .await;
-                self.queue_notifications(&message).await;
-                Ok(Sent { message, created: true })
-            }
-            Inserted::Existing(message) if message.conversation_id == conversation => {
-                Ok(Sent { message, created: false })
-            }
-            Inserted::Existing(_) => Err(ServiceError::conflict(
-                "client_msg_id_reused",
-                "this client_msg_id was already used for a message in another conversation",
-            )),
-        }
+        // Committed with whatever other sends wait at the moment; its event goes to the
+        // outbox in the same transaction and is published by the writer.
+        let queued = self.writer.enqueue(new).await?;
+        Ok(PendingSend { conversation, queued })
     }
 
     /// The kind of a message with these attachments: `text` without, `image` when all are
@@ -190,17 +211,16 @@ impl ChatService {
         if message.deleted_at.is_some() {
             return Err(ServiceError::conflict("message_deleted", "a deleted message cannot be edited"));
         }
-        let edited = self.store.edit_message(conversation, id, &text).await.map_err(|e| match e {
-            chat_store::StoreError::NotFound => {
-                ServiceError::conflict("message_deleted", "a deleted message cannot be edited")
-            }
-            other => other.into(),
-        })?;
-        let mut edited = [edited];
-        self.store.load_mentions(&mut edited).await?;
-        let [edited] = edited;
-        self.publish(conversation, Some(caller.user_id), EventPayload::MessageEdited { message: edited.clone() })
-            .await;
+        let actor = Some(caller.user_id);
+        let events = |m: &Message| vec![self.event(conversation, actor, EventPayload::MessageEdited { message: m.clone() })];
+        let (edited, outboxed) =
+            self.store.edit_message(conversation, id, &text, events).await.map_err(|e| match e {
+                chat_store::StoreError::NotFound => {
+                    ServiceError::conflict("message_deleted", "a deleted message cannot be edited")
+                }
+                other => other.into(),
+            })?;
+        self.announce(outboxed);
         Ok(edited)
     }
 
@@ -219,18 +239,18 @@ impl ChatService {
         if message.deleted_at.is_some() {
             return Ok(message);
         }
-        let deleted = match self.store.delete_message(conversation, id).await {
-            Ok(m) => m,
+        let actor = Some(caller.user_id);
+        let events =
+            |m: &Message| vec![self.event(conversation, actor, EventPayload::MessageDeleted { message_id: id, seq: m.seq })];
+        let deleted = match self.store.delete_message(conversation, id, events).await {
+            Ok((m, outboxed)) => {
+                self.announce(outboxed);
+                m
+            }
             // Deleted concurrently: deleting is idempotent.
             Err(chat_store::StoreError::NotFound) => return self.visible_message(&me, conversation, id).await,
             Err(e) => return Err(e.into()),
         };
-        self.publish(
-            conversation,
-            Some(caller.user_id),
-            EventPayload::MessageDeleted { message_id: id, seq: deleted.seq },
-        )
-        .await;
         Ok(deleted)
     }
 
@@ -266,22 +286,23 @@ impl ChatService {
         if seq < 0 {
             return Err(ValidationError::new("seq", "must not be negative").into());
         }
-        let moved = self
+        let user_id = caller.user_id;
+        let events = |moved: &WatermarkMove| {
+            let payload = match which {
+                Watermark::Read => EventPayload::ReadUpTo { user_id, seq: moved.read },
+                Watermark::Delivered => EventPayload::DeliveredUpTo { user_id, seq: moved.delivered },
+            };
+            vec![self.event(conversation, Some(user_id), payload)]
+        };
+        let (moved, outboxed) = self
             .store
-            .advance_watermark(conversation, caller.user_id, which, seq)
+            .advance_watermark(conversation, user_id, which, seq, events)
             .await
             .map_err(|e| match e {
                 chat_store::StoreError::NotFound => ServiceError::NotFound("conversation"),
                 other => other.into(),
             })?;
-        if moved.moved {
-            let user_id = caller.user_id;
-            let payload = match which {
-                Watermark::Read => EventPayload::ReadUpTo { user_id, seq: moved.read },
-                Watermark::Delivered => EventPayload::DeliveredUpTo { user_id, seq: moved.delivered },
-            };
-            self.publish(conversation, Some(user_id), payload).await;
-        }
+        self.announce(outboxed);
         Ok(moved)
     }
 }
@@ -313,6 +334,6 @@ impl ChatService {
     /// Publishes an ephemeral event (typing, presence) that is not stored. The caller
     /// (the gateway) has checked membership.
     pub async fn publish_ephemeral(&self, conversation: ConversationId, actor: chat_domain::UserId, payload: EventPayload) {
-        self.publish(conversation, Some(actor), payload).await;
+        self.publish_now(conversation, Some(actor), payload).await;
     }
 }

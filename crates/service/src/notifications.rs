@@ -3,8 +3,10 @@
 //! A participant is notified of a message when they did not send it, have not muted the
 //! conversation, and are either mentioned in it or offline (no live gateway connection).
 
-use chat_domain::{ConversationId, Message, MessageId, Participant, ValidationError};
-use chat_jobs::NotifyMessage;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use chat_domain::{ConversationId, EventPayload, Message, MessageId, Participant, ValidationError};
 use chat_store::notifications::{Delivery, Webhook};
 
 use crate::{Caller, ChatService, ServiceError};
@@ -62,18 +64,6 @@ impl ChatService {
         Ok(self.store.set_muted(conversation, caller.user_id, muted).await?)
     }
 
-    /// Queues the notifications of a committed message.
-    pub(crate) async fn queue_notifications(&self, message: &Message) {
-        let job = NotifyMessage {
-            message_id: message.id.as_uuid(),
-            conversation_id: message.conversation_id.as_uuid(),
-            traceparent: chat_telemetry::current_traceparent(),
-        };
-        if let Err(e) = self.files.jobs.notify_message(job).await {
-            tracing::warn!(error = %e, message = %message.id, "notifications not queued");
-        }
-    }
-
     /// For the worker: a recipient's webhooks.
     pub async fn webhooks_for(&self, user: chat_domain::UserId) -> Result<Vec<Webhook>, ServiceError> {
         Ok(self.store.webhooks_of(user).await?)
@@ -118,6 +108,68 @@ impl ChatService {
             })
             .collect();
         Ok(Some((message, targets)))
+    }
+
+    /// For the worker: who must be notified of each of a batch of new messages (as their
+    /// `message.created` events carry them), decided in bulk: one query for the
+    /// candidates of all their conversations and one presence lookup for all of them,
+    /// so a batch whose recipients are all online (or have no endpoint) costs two round
+    /// trips whatever its size. `everyone`: the installation has an endpoint, so users
+    /// without a webhook of their own are candidates too.
+    pub async fn notification_targets_of(
+        &self,
+        messages: &[Message],
+        everyone: bool,
+    ) -> Result<Vec<(MessageId, chat_domain::UserId, Reason)>, ServiceError> {
+        let messages: Vec<&Message> = messages
+            .iter()
+            .filter(|m| m.deleted_at.is_none() && m.moderation != chat_domain::ModerationState::Hidden)
+            .collect();
+        if messages.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conversations: Vec<ConversationId> = messages.iter().map(|m| m.conversation_id).collect();
+        conversations.sort_unstable();
+        conversations.dedup();
+        let candidates = self.store.notification_candidates(&conversations, everyone).await?;
+        let mut by_conversation: HashMap<ConversationId, Vec<chat_domain::UserId>> = HashMap::new();
+        for (c, u) in candidates {
+            by_conversation.entry(c).or_default().push(u);
+        }
+        let mut pairs: Vec<(MessageId, chat_domain::UserId, bool)> = Vec::new();
+        for m in &messages {
+            for &u in by_conversation.get(&m.conversation_id).into_iter().flatten() {
+                if Some(u) != m.sender_id {
+                    pairs.push((m.id, u, m.mentions.contains(&u)));
+                }
+            }
+        }
+        // Presence only matters for those not mentioned.
+        let mut ask: Vec<chat_domain::UserId> = pairs.iter().filter(|p| !p.2).map(|p| p.1).collect();
+        ask.sort_unstable();
+        ask.dedup();
+        let online: HashMap<chat_domain::UserId, bool> = self
+            .bus
+            .presence_of(&ask)
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, "presence unavailable");
+                ServiceError::Unavailable
+            })?
+            .into_iter()
+            .collect();
+        Ok(pairs
+            .into_iter()
+            .filter_map(|(m, u, mentioned)| {
+                if mentioned {
+                    Some((m, u, Reason::Mention))
+                } else if !online.get(&u).copied().unwrap_or(false) {
+                    Some((m, u, Reason::Offline))
+                } else {
+                    None
+                }
+            })
+            .collect())
     }
 
     /// For the worker: a delivery, with the URL and secret of its user's webhook (`None`
@@ -167,5 +219,66 @@ impl ChatService {
     /// For the worker: the job queues (to schedule delivery attempts).
     pub fn jobs(&self) -> &chat_jobs::Jobs {
         &self.files.jobs
+    }
+}
+
+/// The bus consumer group of the notifier: every new message is handed to one worker.
+pub const NOTIFY_GROUP: &str = "notify";
+/// How long an entry stays with a consumer that took it and did not acknowledge it (it
+/// died, or the batch failed) before another consumer takes it over.
+const NOTIFY_RECLAIM_AFTER: Duration = Duration::from_secs(30);
+
+/// New messages read from the bus for notifying, shared out between the workers (a Redis
+/// consumer group), each message to one of them. A batch stays pending until
+/// [`NewMessages::done`]; what a worker took and did not finish goes to another after
+/// [`NOTIFY_RECLAIM_AFTER`]. The group starts at the streams' end when first created
+/// (by any process at start-up): messages older than the stream caps (`MAXLEN`) when a
+/// worker comes back are not notified.
+pub struct NewMessages {
+    bus: chat_bus::Bus,
+    consumer: String,
+    last_reclaim: Instant,
+}
+
+/// The stream entries of one batch, to acknowledge once handled.
+pub struct Taken(Vec<chat_bus::Delivery>);
+
+impl ChatService {
+    /// A reader of new messages for the notifier `consumer` (unique per worker process).
+    pub async fn new_messages(&self, consumer: String) -> Result<NewMessages, ServiceError> {
+        // Its own connection: a blocking read holds it.
+        let bus = self.bus.dedicated_reader().map_err(|_| ServiceError::Unavailable)?;
+        Ok(NewMessages { bus, consumer, last_reclaim: Instant::now() })
+    }
+}
+
+impl NewMessages {
+    /// The next batch: new messages, waiting up to a second for some, or (every so often)
+    /// the ones a dead consumer left pending.
+    pub async fn next(&mut self) -> Result<(Vec<Message>, Taken), ServiceError> {
+        let unavailable = |e: chat_bus::BusError| {
+            tracing::debug!(error = %e, "bus unavailable");
+            ServiceError::Unavailable
+        };
+        self.bus.ensure_group(NOTIFY_GROUP).await.map_err(unavailable)?;
+        let entries = if self.last_reclaim.elapsed() >= NOTIFY_RECLAIM_AFTER {
+            self.last_reclaim = Instant::now();
+            self.bus.claim_idle(NOTIFY_GROUP, &self.consumer, NOTIFY_RECLAIM_AFTER, 256).await.map_err(unavailable)?
+        } else {
+            self.bus.read_group(NOTIFY_GROUP, &self.consumer, 512, Duration::from_secs(1)).await.map_err(unavailable)?
+        };
+        let messages = entries
+            .iter()
+            .filter_map(|d| match &d.envelope.event.payload {
+                EventPayload::MessageCreated { message } => Some(message.clone()),
+                _ => None,
+            })
+            .collect();
+        Ok((messages, Taken(entries)))
+    }
+
+    /// Acknowledges a handled batch.
+    pub async fn done(&self, taken: Taken) -> Result<(), ServiceError> {
+        self.bus.ack(NOTIFY_GROUP, &taken.0).await.map_err(|_| ServiceError::Unavailable)
     }
 }

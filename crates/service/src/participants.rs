@@ -36,15 +36,19 @@ impl ChatService {
         if self.store.user(user).await?.is_none() {
             return Err(ServiceError::NotFound("user"));
         }
-        let added = match self.store.add_participant(conversation, user, role).await {
-            Ok(p) => p,
+        let actor = Some(caller.user_id);
+        let events =
+            |p: &Participant| vec![self.event(conversation, actor, EventPayload::ParticipantJoined { participant: p.clone() })];
+        let added = match self.store.add_participant(conversation, user, role, events).await {
+            Ok((p, outboxed)) => {
+                self.announce(outboxed);
+                p
+            }
             Err(e) if e.is_conflict_on("participants_pkey") => {
                 return Err(ServiceError::conflict("already_participant", "the user is already a participant"));
             }
             Err(e) => return Err(e.into()),
         };
-        self.publish(conversation, Some(caller.user_id), EventPayload::ParticipantJoined { participant: added.clone() })
-            .await;
         Ok(added)
     }
 
@@ -71,9 +75,10 @@ impl ChatService {
         if target.role == role {
             return Ok(target);
         }
-        self.store.change_membership(conversation, user, MembershipChange::SetRole(role)).await?;
-        self.publish(conversation, Some(caller.user_id), EventPayload::ParticipantRoleChanged { user_id: user, role })
-            .await;
+        let events =
+            vec![self.event(conversation, Some(caller.user_id), EventPayload::ParticipantRoleChanged { user_id: user, role })];
+        let (_, outboxed) = self.store.change_membership(conversation, user, MembershipChange::SetRole(role), events).await?;
+        self.announce(outboxed);
         self.target(conversation, user).await
     }
 
@@ -96,10 +101,11 @@ impl ChatService {
                 return Err(ServiceError::Forbidden("cannot remove a participant of equal or higher rank"));
             }
         }
-        self.store.change_membership(conversation, user, MembershipChange::Remove).await?;
         let removed_by = (!leaving).then_some(caller.user_id);
-        self.publish(conversation, Some(caller.user_id), EventPayload::ParticipantLeft { user_id: user, removed_by })
-            .await;
+        let events =
+            vec![self.event(conversation, Some(caller.user_id), EventPayload::ParticipantLeft { user_id: user, removed_by })];
+        let (_, outboxed) = self.store.change_membership(conversation, user, MembershipChange::Remove, events).await?;
+        self.announce(outboxed);
         Ok(())
     }
 

@@ -44,6 +44,13 @@ pub struct ServiceSettings {
     /// Largest attachment accepted, in bytes.
     #[arg(long, env = "CHAT_MAX_UPLOAD_BYTES", default_value_t = 25 * 1024 * 1024)]
     pub max_upload_bytes: u64,
+    /// Most messages one send transaction commits (group commit).
+    #[arg(long, env = "CHAT_WRITE_BATCH_MAX", default_value_t = 512)]
+    pub write_batch_max: usize,
+    /// Fault injection for tests: exit right after the first committed send batch,
+    /// before its events are published. Never set it in production.
+    #[arg(long, env = "CHAT_FAULT_EXIT_AFTER_COMMIT", default_value_t = false, hide = true)]
+    pub fault_exit_after_commit: bool,
     #[command(flatten)]
     pub storage: chat_storage::StorageSettings,
 }
@@ -97,7 +104,11 @@ impl ServiceSettings {
             jobs: chat_jobs::Jobs::new(&self.redis_url, &self.redis_prefix),
             max_upload_bytes: self.max_upload_bytes,
         };
-        Ok(ChatService::new(store, bus, keys, files))
+        let writing = crate::WriterSettings {
+            max_batch: self.write_batch_max.max(1),
+            exit_after_commit: self.fault_exit_after_commit,
+        };
+        Ok(ChatService::new(store, bus, keys, files, writing))
     }
 }
 

@@ -26,6 +26,28 @@ pub enum StoreError {
     Database(#[source] sqlx::Error),
 }
 
+impl StoreError {
+    /// "Unavailable" for a reason outside PostgreSQL (the process's writer stopped).
+    pub fn unavailable(reason: &str) -> StoreError {
+        StoreError::Unavailable(sqlx::Error::Protocol(reason.into()))
+    }
+
+    /// The same failure for one more of several callers that waited on one operation
+    /// (a send batch): the kind is kept, the source as text.
+    pub fn for_another_waiter(&self) -> StoreError {
+        match self {
+            StoreError::NotFound => StoreError::NotFound,
+            StoreError::Conflict(c) => StoreError::Conflict(c.clone()),
+            StoreError::MissingReference(r) => StoreError::MissingReference(r.clone()),
+            StoreError::LastOwner => StoreError::LastOwner,
+            StoreError::Unavailable(e) => StoreError::Unavailable(sqlx::Error::Protocol(e.to_string())),
+            StoreError::Config(e) => StoreError::Config(sqlx::Error::Protocol(e.to_string())),
+            StoreError::Migration(m) => StoreError::Migration(m.clone()),
+            StoreError::Database(e) => StoreError::Database(sqlx::Error::Protocol(e.to_string())),
+        }
+    }
+}
+
 impl From<sqlx::Error> for StoreError {
     fn from(err: sqlx::Error) -> Self {
         match &err {

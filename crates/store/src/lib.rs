@@ -25,6 +25,7 @@ mod error;
 pub mod messages;
 pub mod moderation;
 pub mod notifications;
+pub mod outbox;
 pub mod participants;
 pub mod reactions;
 pub mod search;
@@ -37,6 +38,18 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
 pub use error::StoreError;
+pub use outbox::{OutboxEvent, Outboxed};
+
+/// Writes the outbox row of `events` in `tx`, then commits: the change and its events
+/// become durable together.
+pub(crate) async fn commit_with_events(
+    mut tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    events: Vec<OutboxEvent>,
+) -> Result<Outboxed, StoreError> {
+    let outboxed = outbox::write(&mut tx, events).await?;
+    tx.commit().await?;
+    Ok(outboxed)
+}
 
 /// Handle on the database. Clones share one pool.
 #[derive(Clone, Debug)]

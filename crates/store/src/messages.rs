@@ -1,10 +1,13 @@
 //! Messages: the seq-assigning insert, history pages, edits and deletes.
 
+use std::collections::{HashMap, HashSet};
+
 use chrono::{DateTime, Utc};
-use chat_domain::{ConversationId, Message, MessageId, MessageKind, UserId};
+use chat_domain::{Attachment, AttachmentId, ConversationId, Message, MessageId, MessageKind, ModerationState, UserId};
 
 use sqlx::AssertSqlSafe;
 
+use crate::outbox::{OutboxEvent, Outboxed};
 use crate::{Store, StoreError};
 
 const MESSAGE_COLUMNS: &str = "id, conversation_id, seq, sender_id, kind, text, client_msg_id, reply_to, \
@@ -27,7 +30,7 @@ pub struct NewMessage {
 }
 
 /// What an insert did.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Inserted {
     /// A new message, committed with the next seq.
     New(Message),
@@ -50,6 +53,32 @@ pub enum InsertError {
     AttachmentUnavailable,
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl InsertError {
+    /// The same refusal, for the second of two retries of one message in a batch.
+    fn same_again(&self) -> InsertError {
+        match self {
+            InsertError::ConversationNotFound => InsertError::ConversationNotFound,
+            InsertError::ReplyNotFound => InsertError::ReplyNotFound,
+            InsertError::AttachmentUnavailable => InsertError::AttachmentUnavailable,
+            InsertError::Store(_) => InsertError::Store(StoreError::Conflict("batch failed".into())),
+        }
+    }
+}
+
+/// What a batch decided for one message before writing.
+enum Outcome {
+    New,
+    /// Its `client_msg_id` is stored already: this message.
+    Stored(Box<Message>),
+    /// A retry of the message at this index of the same batch.
+    SameAs(usize),
+    Failed(InsertError),
+}
+
+fn has_repeats(ids: &[AttachmentId]) -> bool {
+    ids.iter().enumerate().any(|(i, a)| ids[..i].contains(a))
 }
 
 impl From<sqlx::Error> for InsertError {
@@ -98,131 +127,343 @@ struct HistoryRow {
 const HISTORY_EXTRAS: &str = "has_mentions, has_attachments, reaction_count > 0 AS has_reactions";
 
 impl Store {
-    /// Inserts a message, assigning the conversation's next seq in the same transaction.
+    /// Inserts a batch of messages in one transaction: the group commit of sends.
     ///
-    /// The sender must be a participant; this is checked in the statement that takes the
-    /// seq, so a member removed concurrently cannot slip a message in. A retry with a
-    /// `client_msg_id` the sender already used returns the original message instead.
+    /// Each message gets its own outcome, in the batch's order; a bad one (sender not a
+    /// participant, unknown `reply_to`, attachment not available) fails alone and the
+    /// others commit. What holds for every message:
+    /// - **dense seq**: each conversation's row is locked (in id order, so two batches
+    ///   never deadlock) and its `last_seq` moves by the number of its messages that
+    ///   commit, once per batch; messages take the numbers in batch order;
+    /// - **membership** is checked after those locks, which membership changes also
+    ///   take: a participant removed concurrently cannot slip a message in;
+    /// - **one message per `client_msg_id`**: a key already stored returns the stored
+    ///   message ([`Inserted::Existing`]), and so does the second of two retries in one
+    ///   batch; if a concurrent batch commits the same key first, this batch is rolled
+    ///   back and run again, so no seq is ever skipped;
+    /// - mentions and attachments are written with their message, all or none.
     ///
-    /// There is no lookup of the key beforehand: the unique constraint decides, in the
-    /// same round trips as a first send, and a retry's rollback gives its seq back.
-    pub async fn insert_message(&self, new: &NewMessage) -> Result<Inserted, InsertError> {
-        let mut tx = self.pool.begin().await?;
-        if let Some(reply_to) = new.reply_to {
-            let found: Option<i32> =
-                sqlx::query_scalar("SELECT 1 FROM messages WHERE id = $1 AND conversation_id = $2")
-                    .bind(reply_to)
-                    .bind(new.conversation_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            if found.is_none() {
-                return Err(InsertError::ReplyNotFound);
-            }
-        }
-        // Takes the row lock that orders concurrent senders of this conversation.
-        let seq: Option<i64> = sqlx::query_scalar(
-            "UPDATE conversations SET last_seq = last_seq + 1, last_message_at = now()
-              WHERE id = $1
-                AND EXISTS (SELECT 1 FROM participants WHERE conversation_id = $1 AND user_id = $2)
-              RETURNING last_seq",
-        )
-        .bind(new.conversation_id)
-        .bind(new.sender_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(seq) = seq else {
-            return Err(InsertError::ConversationNotFound);
-        };
-        let inserted = sqlx::query_as::<_, Message>(AssertSqlSafe(format!(
-            "INSERT INTO messages (id, conversation_id, seq, sender_id, kind, text, client_msg_id, reply_to)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-             ON CONFLICT (sender_id, client_msg_id) DO NOTHING
-             RETURNING {MESSAGE_COLUMNS}"
-        )))
-        .bind(new.id)
-        .bind(new.conversation_id)
-        .bind(seq)
-        .bind(new.sender_id)
-        .bind(new.kind)
-        .bind(&new.text)
-        .bind(&new.client_msg_id)
-        .bind(new.reply_to)
-        .fetch_optional(&mut *tx)
-        .await?;
-        match inserted {
-            Some(mut message) => {
-                if !new.mentions.is_empty() {
-                    message.mentions = sqlx::query_scalar::<_, UserId>(
-                        "INSERT INTO mentions (message_id, user_id, conversation_id, seq)
-                         SELECT $1, p.user_id, $2, $3
-                           FROM participants p JOIN users u ON u.id = p.user_id
-                          WHERE p.conversation_id = $2 AND u.username = ANY($4) AND p.user_id <> $5
-                         RETURNING user_id",
-                    )
-                    .bind(message.id)
-                    .bind(new.conversation_id)
-                    .bind(seq)
-                    .bind(&new.mentions)
-                    .bind(new.sender_id)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                }
-                if !new.attachments.is_empty() {
-                    let ids: Vec<uuid::Uuid> = new.attachments.iter().map(|a| a.as_uuid()).collect();
-                    message.attachments = sqlx::query_as::<_, chat_domain::Attachment>(AssertSqlSafe(format!(
-                        "UPDATE attachments SET message_id = $1
-                          WHERE id = ANY($2) AND conversation_id = $3 AND uploader_id = $4
-                            AND state = 'ready' AND message_id IS NULL
-                          RETURNING {}",
-                        crate::attachments::ATTACHMENT_COLUMNS
-                    )))
-                    .bind(message.id)
-                    .bind(&ids)
-                    .bind(new.conversation_id)
-                    .bind(new.sender_id)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                    if message.attachments.len() != ids.len() {
-                        // Rolled back with the seq when `tx` drops.
-                        return Err(InsertError::AttachmentUnavailable);
-                    }
-                }
-                if !message.mentions.is_empty() || !message.attachments.is_empty() {
-                    sqlx::query("UPDATE messages SET has_mentions = $2, has_attachments = $3 WHERE id = $1")
-                        .bind(message.id)
-                        .bind(!message.mentions.is_empty())
-                        .bind(!message.attachments.is_empty())
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                tx.commit().await?;
-                Ok(Inserted::New(message))
-            }
-            None => {
-                // This key was used before (a retry): give the seq back, return the original.
-                tx.rollback().await?;
-                let existing = self
-                    .message_by_client_id(new.sender_id, new.client_msg_id.as_deref())
-                    .await?
-                    .ok_or(StoreError::NotFound)?;
-                Ok(Inserted::Existing(existing))
+    /// `events` gives the serialised bus events of each new message (by batch index);
+    /// they go to the outbox in the same transaction.
+    pub async fn insert_batch(
+        &self,
+        batch: &[NewMessage],
+        events: impl Fn(usize, &Message) -> Vec<OutboxEvent>,
+    ) -> Result<(Vec<Result<Inserted, InsertError>>, Outboxed), StoreError> {
+        // A concurrent batch can take a key between our check and our insert only once
+        // per key: the rerun finds it stored.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match self.try_insert_batch(batch, &events).await? {
+                Some(done) => return Ok(done),
+                None if attempts < 5 => continue,
+                None => return Err(StoreError::Conflict("client_msg_id raced repeatedly".into())),
             }
         }
     }
 
-    async fn message_by_client_id(
+    /// One attempt of [`Store::insert_batch`]; `None` when a concurrent transaction
+    /// took one of the batch's `client_msg_id`s first (everything rolled back).
+    async fn try_insert_batch(
         &self,
-        sender: UserId,
-        client_msg_id: Option<&str>,
-    ) -> Result<Option<Message>, StoreError> {
-        let Some(key) = client_msg_id else { return Ok(None) };
-        Ok(sqlx::query_as::<_, Message>(AssertSqlSafe(format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE sender_id = $1 AND client_msg_id = $2"
-        )))
-        .bind(sender)
-        .bind(key)
-        .fetch_optional(&self.pool)
-        .await?)
+        batch: &[NewMessage],
+        events: &impl Fn(usize, &Message) -> Vec<OutboxEvent>,
+    ) -> Result<Option<(Vec<Result<Inserted, InsertError>>, Outboxed)>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut conversations: Vec<uuid::Uuid> = batch.iter().map(|m| m.conversation_id.as_uuid()).collect();
+        conversations.sort_unstable();
+        conversations.dedup();
+        // Locks in id order; `now()` is the transaction's time, every message's created_at.
+        let locked: Vec<(ConversationId, DateTime<Utc>)> =
+            sqlx::query_as("SELECT id, now() FROM conversations WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+                .bind(&conversations)
+                .fetch_all(&mut *tx)
+                .await?;
+        let now = locked.first().map(|(_, t)| *t).unwrap_or_else(Utc::now);
+        let locked: HashSet<ConversationId> = locked.into_iter().map(|(c, _)| c).collect();
+
+        let (conv_col, sender_col): (Vec<uuid::Uuid>, Vec<uuid::Uuid>) =
+            batch.iter().map(|m| (m.conversation_id.as_uuid(), m.sender_id.as_uuid())).unzip();
+        let members: HashSet<(ConversationId, UserId)> = sqlx::query_as(
+            "SELECT conversation_id, user_id FROM participants
+              WHERE (conversation_id, user_id) IN (SELECT * FROM UNNEST($1::uuid[], $2::uuid[]))",
+        )
+        .bind(&conv_col)
+        .bind(&sender_col)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect();
+
+        let keyed: Vec<&NewMessage> = batch.iter().filter(|m| m.client_msg_id.is_some()).collect();
+        let mut stored_keys: HashMap<(UserId, String), Message> = HashMap::new();
+        if !keyed.is_empty() {
+            let senders: Vec<uuid::Uuid> = keyed.iter().map(|m| m.sender_id.as_uuid()).collect();
+            let keys: Vec<&str> = keyed.iter().filter_map(|m| m.client_msg_id.as_deref()).collect();
+            let rows = sqlx::query_as::<_, Message>(AssertSqlSafe(format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages
+                  WHERE (sender_id, client_msg_id) IN (SELECT * FROM UNNEST($1::uuid[], $2::text[]))"
+            )))
+            .bind(&senders)
+            .bind(&keys)
+            .fetch_all(&mut *tx)
+            .await?;
+            for m in rows {
+                if let (Some(sender), Some(key)) = (m.sender_id, m.client_msg_id.clone()) {
+                    stored_keys.insert((sender, key), m);
+                }
+            }
+        }
+
+        let replies: Vec<uuid::Uuid> = batch.iter().filter_map(|m| m.reply_to.map(|r| r.as_uuid())).collect();
+        let reply_targets: HashMap<MessageId, ConversationId> = if replies.is_empty() {
+            HashMap::new()
+        } else {
+            sqlx::query_as("SELECT id, conversation_id FROM messages WHERE id = ANY($1)")
+                .bind(&replies)
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .collect()
+        };
+
+        let wanted: Vec<uuid::Uuid> = batch.iter().flat_map(|m| m.attachments.iter().map(|a| a.as_uuid())).collect();
+        let mut files: HashMap<AttachmentId, Attachment> = if wanted.is_empty() {
+            HashMap::new()
+        } else {
+            sqlx::query_as::<_, Attachment>(AssertSqlSafe(format!(
+                "SELECT {} FROM attachments WHERE id = ANY($1) FOR UPDATE",
+                crate::attachments::ATTACHMENT_COLUMNS
+            )))
+            .bind(&wanted)
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .map(|a| (a.id, a))
+            .collect()
+        };
+
+        let (mention_convs, mention_names): (Vec<uuid::Uuid>, Vec<&str>) = batch
+            .iter()
+            .flat_map(|m| m.mentions.iter().map(|u| (m.conversation_id.as_uuid(), u.as_str())))
+            .unzip();
+        let mentionable: HashMap<(ConversationId, String), UserId> = if mention_names.is_empty() {
+            HashMap::new()
+        } else {
+            sqlx::query_as::<_, (ConversationId, String, UserId)>(
+                "SELECT p.conversation_id, u.username, u.id FROM participants p JOIN users u ON u.id = p.user_id
+                  WHERE (p.conversation_id, u.username) IN (SELECT * FROM UNNEST($1::uuid[], $2::text[]))",
+            )
+            .bind(&mention_convs)
+            .bind(&mention_names)
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .map(|(c, name, id)| ((c, name), id))
+            .collect()
+        };
+
+        // Decide each message in batch order.
+        let mut outcomes: Vec<Outcome> = Vec::with_capacity(batch.len());
+        let mut first_of_key: HashMap<(UserId, &str), usize> = HashMap::new();
+        let mut per_conversation: HashMap<ConversationId, i64> = HashMap::new();
+        for (i, new) in batch.iter().enumerate() {
+            let outcome = if !locked.contains(&new.conversation_id)
+                || !members.contains(&(new.conversation_id, new.sender_id))
+            {
+                Outcome::Failed(InsertError::ConversationNotFound)
+            } else if let Some(stored) =
+                new.client_msg_id.as_ref().and_then(|k| stored_keys.get(&(new.sender_id, k.clone())))
+            {
+                Outcome::Stored(Box::new(stored.clone()))
+            } else if let Some(&j) = new.client_msg_id.as_deref().and_then(|k| first_of_key.get(&(new.sender_id, k))) {
+                Outcome::SameAs(j)
+            } else if new.reply_to.is_some_and(|r| reply_targets.get(&r) != Some(&new.conversation_id)) {
+                Outcome::Failed(InsertError::ReplyNotFound)
+            } else if !new.attachments.iter().all(|a| {
+                files.get(a).is_some_and(|f| {
+                    f.conversation_id == new.conversation_id
+                        && f.uploader_id == Some(new.sender_id)
+                        && f.state == chat_domain::AttachmentState::Ready
+                        && f.message_id.is_none()
+                })
+            }) || has_repeats(&new.attachments)
+            {
+                Outcome::Failed(InsertError::AttachmentUnavailable)
+            } else {
+                // Claimed here: a later message of the batch cannot send the same file.
+                for a in &new.attachments {
+                    if let Some(f) = files.get_mut(a) {
+                        f.message_id = Some(new.id);
+                    }
+                }
+                if let Some(k) = new.client_msg_id.as_deref() {
+                    first_of_key.insert((new.sender_id, k), i);
+                }
+                *per_conversation.entry(new.conversation_id).or_default() += 1;
+                Outcome::New
+            };
+            outcomes.push(outcome);
+        }
+
+        // One seq allocation per conversation.
+        let mut next_seq: HashMap<ConversationId, i64> = HashMap::new();
+        if !per_conversation.is_empty() {
+            let (ids, counts): (Vec<uuid::Uuid>, Vec<i64>) =
+                per_conversation.iter().map(|(c, n)| (c.as_uuid(), *n)).unzip();
+            let tops: Vec<(ConversationId, i64)> = sqlx::query_as(
+                "UPDATE conversations c SET last_seq = c.last_seq + x.n, last_message_at = now()
+                   FROM UNNEST($1::uuid[], $2::bigint[]) AS x(id, n)
+                  WHERE c.id = x.id
+                  RETURNING c.id, c.last_seq",
+            )
+            .bind(&ids)
+            .bind(&counts)
+            .fetch_all(&mut *tx)
+            .await?;
+            for (c, top) in tops {
+                next_seq.insert(c, top - per_conversation[&c] + 1);
+            }
+        }
+
+        // The new messages, as committed.
+        let mut created: Vec<(usize, Message)> = Vec::new();
+        for (i, new) in batch.iter().enumerate() {
+            if !matches!(outcomes[i], Outcome::New) {
+                continue;
+            }
+            let seq = next_seq.get_mut(&new.conversation_id).expect("allocated above");
+            let mut mentions: Vec<UserId> = Vec::new();
+            for name in &new.mentions {
+                if let Some(&u) = mentionable.get(&(new.conversation_id, name.clone()))
+                    && u != new.sender_id
+                    && !mentions.contains(&u)
+                {
+                    mentions.push(u);
+                }
+            }
+            let attachments: Vec<Attachment> = new.attachments.iter().filter_map(|a| files.get(a).cloned()).collect();
+            created.push((
+                i,
+                Message {
+                    id: new.id,
+                    conversation_id: new.conversation_id,
+                    seq: *seq,
+                    sender_id: Some(new.sender_id),
+                    kind: new.kind,
+                    text: new.text.clone(),
+                    client_msg_id: new.client_msg_id.clone(),
+                    reply_to: new.reply_to,
+                    created_at: now,
+                    edited_at: None,
+                    deleted_at: None,
+                    moderation: ModerationState::Visible,
+                    mentions,
+                    attachments,
+                },
+            ));
+            *seq += 1;
+        }
+
+        if !created.is_empty() {
+            let ms = || created.iter().map(|(_, m)| m);
+            let ids: Vec<uuid::Uuid> = ms().map(|m| m.id.as_uuid()).collect();
+            let convs: Vec<uuid::Uuid> = ms().map(|m| m.conversation_id.as_uuid()).collect();
+            let seqs: Vec<i64> = ms().map(|m| m.seq).collect();
+            let senders: Vec<Option<uuid::Uuid>> = ms().map(|m| m.sender_id.map(|s| s.as_uuid())).collect();
+            let kinds: Vec<&str> = ms().map(|m| m.kind.as_str()).collect();
+            let texts: Vec<&str> = ms().map(|m| m.text.as_str()).collect();
+            let keys: Vec<Option<&str>> = ms().map(|m| m.client_msg_id.as_deref()).collect();
+            let reply_tos: Vec<Option<uuid::Uuid>> = ms().map(|m| m.reply_to.map(|r| r.as_uuid())).collect();
+            let with_mentions: Vec<bool> = ms().map(|m| !m.mentions.is_empty()).collect();
+            let with_files: Vec<bool> = ms().map(|m| !m.attachments.is_empty()).collect();
+            let inserted = sqlx::query(
+                "INSERT INTO messages (id, conversation_id, seq, sender_id, kind, text, client_msg_id, reply_to,
+                                       created_at, has_mentions, has_attachments)
+                 SELECT id, conversation_id, seq, sender_id, kind, text, client_msg_id, reply_to, $11, m, a
+                   FROM UNNEST($1::uuid[], $2::uuid[], $3::bigint[], $4::uuid[], $5::text[], $6::text[], $7::text[],
+                               $8::uuid[], $9::bool[], $10::bool[])
+                        AS x(id, conversation_id, seq, sender_id, kind, text, client_msg_id, reply_to, m, a)
+                 ON CONFLICT (sender_id, client_msg_id) DO NOTHING",
+            )
+            .bind(&ids)
+            .bind(&convs)
+            .bind(&seqs)
+            .bind(&senders)
+            .bind(&kinds)
+            .bind(&texts)
+            .bind(&keys)
+            .bind(&reply_tos)
+            .bind(&with_mentions)
+            .bind(&with_files)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            if inserted.rows_affected() != created.len() as u64 {
+                // A concurrent transaction committed one of our keys after we looked:
+                // roll back (seqs included) and run again, when the lookup will find it.
+                tx.rollback().await?;
+                return Ok(None);
+            }
+            let (mention_msgs, mention_users, mention_convs, mention_seqs) = created.iter().fold(
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new()),
+                |mut cols, (_, m)| {
+                    for u in &m.mentions {
+                        cols.0.push(m.id.as_uuid());
+                        cols.1.push(u.as_uuid());
+                        cols.2.push(m.conversation_id.as_uuid());
+                        cols.3.push(m.seq);
+                    }
+                    cols
+                },
+            );
+            if !mention_msgs.is_empty() {
+                sqlx::query(
+                    "INSERT INTO mentions (message_id, user_id, conversation_id, seq)
+                     SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::bigint[])",
+                )
+                .bind(&mention_msgs)
+                .bind(&mention_users)
+                .bind(&mention_convs)
+                .bind(&mention_seqs)
+                .execute(&mut *tx)
+                .await?;
+            }
+            let (file_ids, file_msgs): (Vec<uuid::Uuid>, Vec<uuid::Uuid>) = created
+                .iter()
+                .flat_map(|(_, m)| m.attachments.iter().map(|a| (a.id.as_uuid(), m.id.as_uuid())))
+                .unzip();
+            if !file_ids.is_empty() {
+                sqlx::query(
+                    "UPDATE attachments a SET message_id = x.m FROM UNNEST($1::uuid[], $2::uuid[]) AS x(a, m)
+                      WHERE a.id = x.a",
+                )
+                .bind(&file_ids)
+                .bind(&file_msgs)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        let serialised: Vec<OutboxEvent> = created.iter().flat_map(|(i, m)| events(*i, m)).collect();
+        let outboxed = crate::outbox::write(&mut tx, serialised).await?;
+        tx.commit().await?;
+
+        let mut created: HashMap<usize, Message> = created.into_iter().collect();
+        let mut results: Vec<Result<Inserted, InsertError>> = Vec::with_capacity(batch.len());
+        for (i, outcome) in outcomes.into_iter().enumerate() {
+            results.push(match outcome {
+                Outcome::New => Ok(Inserted::New(created.get(&i).cloned().expect("created above"))),
+                Outcome::Stored(m) => Ok(Inserted::Existing(*m)),
+                Outcome::SameAs(j) => match &results[j] {
+                    Ok(Inserted::New(m)) | Ok(Inserted::Existing(m)) => Ok(Inserted::Existing(m.clone())),
+                    Err(e) => Err(e.same_again()),
+                },
+                Outcome::Failed(e) => Err(e),
+            });
+        }
+        created.clear();
+        Ok(Some((results, outboxed)))
     }
 
     pub async fn message(&self, conversation: ConversationId, id: MessageId) -> Result<Option<Message>, StoreError> {
@@ -338,31 +579,46 @@ impl Store {
         conversation: ConversationId,
         id: MessageId,
         text: &str,
-    ) -> Result<Message, StoreError> {
-        sqlx::query_as::<_, Message>(AssertSqlSafe(format!(
-            "UPDATE messages SET text = $3, edited_at = now()
+        events: impl FnOnce(&Message) -> Vec<OutboxEvent>,
+    ) -> Result<(Message, Outboxed), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // `search` goes back to "not indexed": the indexer builds the new text's vector.
+        let mut edited = sqlx::query_as::<_, Message>(AssertSqlSafe(format!(
+            "UPDATE messages SET text = $3, edited_at = now(), search = NULL
               WHERE id = $1 AND conversation_id = $2 AND deleted_at IS NULL
               RETURNING {MESSAGE_COLUMNS}"
         )))
         .bind(id)
         .bind(conversation)
         .bind(text)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?
-        .ok_or(StoreError::NotFound)
+        .ok_or(StoreError::NotFound)?;
+        edited.mentions =
+            sqlx::query_scalar("SELECT user_id FROM mentions WHERE message_id = $1").bind(id).fetch_all(&mut *tx).await?;
+        let outboxed = crate::commit_with_events(tx, events(&edited)).await?;
+        Ok((edited, outboxed))
     }
 
     /// Deletes a message: the row and its seq stay, the text goes.
-    pub async fn delete_message(&self, conversation: ConversationId, id: MessageId) -> Result<Message, StoreError> {
-        sqlx::query_as::<_, Message>(AssertSqlSafe(format!(
-            "UPDATE messages SET text = '', deleted_at = now()
+    pub async fn delete_message(
+        &self,
+        conversation: ConversationId,
+        id: MessageId,
+        events: impl FnOnce(&Message) -> Vec<OutboxEvent>,
+    ) -> Result<(Message, Outboxed), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let deleted = sqlx::query_as::<_, Message>(AssertSqlSafe(format!(
+            "UPDATE messages SET text = '', deleted_at = now(), search = NULL
               WHERE id = $1 AND conversation_id = $2 AND deleted_at IS NULL
               RETURNING {MESSAGE_COLUMNS}"
         )))
         .bind(id)
         .bind(conversation)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?
-        .ok_or(StoreError::NotFound)
+        .ok_or(StoreError::NotFound)?;
+        let outboxed = crate::commit_with_events(tx, events(&deleted)).await?;
+        Ok((deleted, outboxed))
     }
 }

@@ -2,14 +2,20 @@
 
 use chat_domain::{ConversationId, Decision, Flag, FlagState, MessageId, ModerationDecision, ModerationState, UserId};
 
-use crate::{Store, StoreError};
+use crate::{commit_with_events, OutboxEvent, Outboxed, Store, StoreError};
 
 const FLAG_COLUMNS: &str = "id, message_id, flagged_by, reason, state, created_at";
 
 impl Store {
     /// Records a participant's flag and marks a visible message `flagged`. A second flag
     /// by the same user is `Conflict("flags_once_per_user")`.
-    pub async fn flag_message(&self, message: MessageId, by: UserId, reason: &str) -> Result<Flag, StoreError> {
+    pub async fn flag_message(
+        &self,
+        message: MessageId,
+        by: UserId,
+        reason: &str,
+        events: Vec<OutboxEvent>,
+    ) -> Result<(Flag, Outboxed), StoreError> {
         let mut tx = self.pool.begin().await?;
         let flag = sqlx::query_as::<_, Flag>(
             "INSERT INTO flags (id, message_id, flagged_by, reason) VALUES ($1, $2, $3, $4)
@@ -25,8 +31,7 @@ impl Store {
             .bind(message)
             .execute(&mut *tx)
             .await?;
-        tx.commit().await?;
-        Ok(flag)
+        Ok((flag, commit_with_events(tx, events).await?))
     }
 
     /// Records a decision, sets the message's state, and closes its open flags.
@@ -36,7 +41,8 @@ impl Store {
         moderator: UserId,
         decision: Decision,
         reason: Option<&str>,
-    ) -> Result<ModerationDecision, StoreError> {
+        events: Vec<OutboxEvent>,
+    ) -> Result<(ModerationDecision, Outboxed), StoreError> {
         let (state, flag_state) = match decision {
             Decision::Approve => (ModerationState::Visible, FlagState::Approved),
             Decision::Hide => (ModerationState::Hidden, FlagState::Hidden),
@@ -64,8 +70,7 @@ impl Store {
             .bind(flag_state)
             .execute(&mut *tx)
             .await?;
-        tx.commit().await?;
-        Ok(recorded)
+        Ok((recorded, commit_with_events(tx, events).await?))
     }
 
     /// A conversation's flags in a state (all states when `None`), newest first.

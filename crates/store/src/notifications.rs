@@ -65,6 +65,25 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// The participants of these conversations who may be notified: not muted, and
+    /// with a webhook of their own unless `everyone` (the installation has an endpoint).
+    pub async fn notification_candidates(
+        &self,
+        conversations: &[ConversationId],
+        everyone: bool,
+    ) -> Result<Vec<(ConversationId, UserId)>, StoreError> {
+        let ids: Vec<uuid::Uuid> = conversations.iter().map(|c| c.as_uuid()).collect();
+        Ok(sqlx::query_as(
+            "SELECT p.conversation_id, p.user_id FROM participants p
+              WHERE p.conversation_id = ANY($1) AND NOT p.muted
+                AND ($2 OR EXISTS (SELECT 1 FROM webhooks w WHERE w.user_id = p.user_id))",
+        )
+        .bind(&ids)
+        .bind(everyone)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     pub async fn set_muted(&self, conversation: ConversationId, user: UserId, muted: bool) -> Result<(), StoreError> {
         let done = sqlx::query("UPDATE participants SET muted = $3 WHERE conversation_id = $1 AND user_id = $2")
             .bind(conversation)

@@ -4,7 +4,7 @@ use chat_domain::{ConversationId, Participant, Role, UserId};
 
 use sqlx::AssertSqlSafe;
 
-use crate::{Store, StoreError};
+use crate::{commit_with_events, OutboxEvent, Outboxed, Store, StoreError};
 
 const PARTICIPANT_SELECT: &str = "SELECT p.conversation_id, p.user_id, u.username, u.display_name, p.role, \
      p.joined_at, p.last_delivered_seq, p.last_read_seq, p.muted \
@@ -64,14 +64,24 @@ impl Store {
         conversation: ConversationId,
         user: UserId,
         role: Role,
-    ) -> Result<Participant, StoreError> {
+        events: impl FnOnce(&Participant) -> Vec<OutboxEvent>,
+    ) -> Result<(Participant, Outboxed), StoreError> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query("INSERT INTO participants (conversation_id, user_id, role) VALUES ($1, $2, $3)")
             .bind(conversation)
             .bind(user)
             .bind(role)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        self.participant(conversation, user).await?.ok_or(StoreError::NotFound)
+        let added = sqlx::query_as::<_, Participant>(AssertSqlSafe(format!(
+            "{PARTICIPANT_SELECT} WHERE p.conversation_id = $1 AND p.user_id = $2"
+        )))
+        .bind(conversation)
+        .bind(user)
+        .fetch_one(&mut *tx)
+        .await?;
+        let outboxed = commit_with_events(tx, events(&added)).await?;
+        Ok((added, outboxed))
     }
 
     /// Changes a participant's role or removes them, refusing with [`StoreError::LastOwner`]
@@ -82,7 +92,8 @@ impl Store {
         conversation: ConversationId,
         user: UserId,
         change: MembershipChange,
-    ) -> Result<Participant, StoreError> {
+        events: Vec<OutboxEvent>,
+    ) -> Result<(Participant, Outboxed), StoreError> {
         let mut tx = self.pool.begin().await?;
         // Lock the conversation row: membership changes of one conversation run one at a
         // time, so two owners cannot both step down at once.
@@ -134,8 +145,8 @@ impl Store {
                     .await?;
             }
         }
-        tx.commit().await?;
-        Ok(before)
+        let outboxed = commit_with_events(tx, events).await?;
+        Ok((before, outboxed))
     }
 
     /// Moves a watermark forward to `seq` (never back). Reading implies delivery, so the
@@ -147,7 +158,8 @@ impl Store {
         user: UserId,
         which: Watermark,
         seq: i64,
-    ) -> Result<WatermarkMove, StoreError> {
+        events: impl FnOnce(&WatermarkMove) -> Vec<OutboxEvent>,
+    ) -> Result<(WatermarkMove, Outboxed), StoreError> {
         let sql = match which {
             Watermark::Read => {
                 "WITH target AS (SELECT LEAST($3, last_seq) AS s FROM conversations WHERE id = $1),
@@ -171,14 +183,17 @@ impl Store {
                  RETURNING p.last_delivered_seq, p.last_read_seq, p.last_delivered_seq <> old.d"
             }
         };
+        let mut tx = self.pool.begin().await?;
         let (delivered, read, moved): (i64, i64, bool) = sqlx::query_as(sql)
             .bind(conversation)
             .bind(user)
             .bind(seq)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *tx)
             .await?
             .ok_or(StoreError::NotFound)?;
-        Ok(WatermarkMove { delivered, read, moved })
+        let moved = WatermarkMove { delivered, read, moved };
+        let events = if moved.moved { events(&moved) } else { Vec::new() };
+        Ok((moved, commit_with_events(tx, events).await?))
     }
 }
 

@@ -2,11 +2,19 @@
 
 use chat_domain::{ConversationId, MessageId, Pin, ReactionSummary, UserId};
 
-use crate::{Store, StoreError};
+use crate::{commit_with_events, OutboxEvent, Outboxed, Store, StoreError};
 
 impl Store {
-    /// Adds a reaction; `false` when the user had already reacted with this emoji.
-    pub async fn add_reaction(&self, message: MessageId, user: UserId, emoji: &str) -> Result<bool, StoreError> {
+    /// Adds a reaction; `false` when the user had already reacted with this emoji. The
+    /// events are written (to the outbox) only when something changed; so for the others.
+    pub async fn add_reaction(
+        &self,
+        message: MessageId,
+        user: UserId,
+        emoji: &str,
+        events: impl FnOnce() -> Vec<OutboxEvent>,
+    ) -> Result<(bool, Outboxed), StoreError> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "WITH added AS (
                 INSERT INTO reactions (message_id, user_id, emoji) VALUES ($1, $2, $3)
@@ -17,13 +25,20 @@ impl Store {
         .bind(message)
         .bind(user)
         .bind(emoji)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        changed_with_events(tx, done.rows_affected() == 1, events).await
     }
 
     /// Removes a reaction; `false` when there was none.
-    pub async fn remove_reaction(&self, message: MessageId, user: UserId, emoji: &str) -> Result<bool, StoreError> {
+    pub async fn remove_reaction(
+        &self,
+        message: MessageId,
+        user: UserId,
+        emoji: &str,
+        events: impl FnOnce() -> Vec<OutboxEvent>,
+    ) -> Result<(bool, Outboxed), StoreError> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "WITH removed AS (
                 DELETE FROM reactions WHERE message_id = $1 AND user_id = $2 AND emoji = $3 RETURNING message_id
@@ -33,9 +48,9 @@ impl Store {
             .bind(message)
             .bind(user)
             .bind(emoji)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        Ok(done.rows_affected() == 1)
+        changed_with_events(tx, done.rows_affected() == 1, events).await
     }
 
     /// Reaction counts per message and emoji, with whether `viewer` is among them, in the
@@ -55,26 +70,39 @@ impl Store {
     }
 
     /// Pins a message; `false` when it was already pinned.
-    pub async fn pin(&self, conversation: ConversationId, message: MessageId, by: UserId) -> Result<bool, StoreError> {
+    pub async fn pin(
+        &self,
+        conversation: ConversationId,
+        message: MessageId,
+        by: UserId,
+        events: impl FnOnce() -> Vec<OutboxEvent>,
+    ) -> Result<(bool, Outboxed), StoreError> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "INSERT INTO pins (conversation_id, message_id, pinned_by) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
         )
         .bind(conversation)
         .bind(message)
         .bind(by)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        changed_with_events(tx, done.rows_affected() == 1, events).await
     }
 
     /// Unpins a message; `false` when it was not pinned.
-    pub async fn unpin(&self, conversation: ConversationId, message: MessageId) -> Result<bool, StoreError> {
+    pub async fn unpin(
+        &self,
+        conversation: ConversationId,
+        message: MessageId,
+        events: impl FnOnce() -> Vec<OutboxEvent>,
+    ) -> Result<(bool, Outboxed), StoreError> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query("DELETE FROM pins WHERE conversation_id = $1 AND message_id = $2")
             .bind(conversation)
             .bind(message)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        Ok(done.rows_affected() == 1)
+        changed_with_events(tx, done.rows_affected() == 1, events).await
     }
 
     /// A conversation's pins, newest first.
@@ -87,4 +115,14 @@ impl Store {
         .fetch_all(&self.pool)
         .await?)
     }
+}
+
+/// Commits a change that may have been a no-op: its events only if it changed something.
+async fn changed_with_events(
+    tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    changed: bool,
+    events: impl FnOnce() -> Vec<OutboxEvent>,
+) -> Result<(bool, Outboxed), StoreError> {
+    let events = if changed { events() } else { Vec::new() };
+    Ok((changed, commit_with_events(tx, events).await?))
 }

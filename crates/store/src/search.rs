@@ -42,4 +42,19 @@ impl Store {
         .fetch_all(&self.pool)
         .await?)
     }
+
+    /// Builds the search vectors of up to `limit` messages that have none yet (new or
+    /// edited), oldest first; returns how many. Concurrent indexers take disjoint rows.
+    pub async fn index_pending_messages(&self, limit: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE messages m SET search = chat_search_vector(m.text)
+               FROM (SELECT id FROM messages WHERE search IS NULL
+                      ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED) pending
+              WHERE m.id = pending.id",
+        )
+        .bind(limit)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
 }

@@ -103,6 +103,21 @@ impl JobHandlers for Handlers {
 
 /// Every `interval`, queues again the work whose jobs may have been lost (see
 /// `ChatService::requeue_stale_jobs`). Runs until dropped.
+/// Keeps full-text search up to date: indexes messages sent or edited since the last
+/// round, in batches, every `interval` (and at once again while there is a backlog).
+/// Several workers share the work without overlap.
+pub async fn index_search(service: ChatService, interval: std::time::Duration) {
+    const BATCH: i64 = 2000;
+    loop {
+        match service.index_new_messages(BATCH).await {
+            Ok(n) if n as i64 == BATCH => continue,
+            Ok(_) => {}
+            Err(e) => tracing::debug!(error = %e, "search indexing failed; retrying"),
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
+
 pub async fn sweep(service: ChatService, interval: std::time::Duration) {
     let mut tick = tokio::time::interval(interval);
     loop {

@@ -7,8 +7,9 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use chat_domain::{ConversationId, MessageId};
+use chat_domain::{ConversationId, MessageId, UserId};
 use chat_jobs::{DeliverNotification, JobFailure, NotifyMessage};
+use chat_service::notifications::Reason;
 use chat_service::ChatService;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -36,28 +37,80 @@ pub async fn fan_out(service: &ChatService, settings: &WorkerSettings, job: Noti
         return Ok(());
     };
     for (participant, reason) in targets {
-        let mut endpoints: Vec<(Option<uuid::Uuid>, String)> = Vec::new();
-        for hook in service.webhooks_for(participant.user_id).await.map_err(failure)? {
-            endpoints.push((Some(hook.id), hook.url));
-        }
-        if let Some(url) = &settings.notify_webhook_url {
-            endpoints.push((None, url.clone()));
-        }
-        for (webhook, url) in endpoints {
-            let delivery = service
-                .record_delivery(webhook, &url, message.id, participant.user_id, reason)
+        notify(service, settings, message.id, participant.user_id, reason).await?;
+    }
+    Ok(())
+}
+
+/// Records one delivery per endpoint of a recipient (theirs and the installation's) and
+/// queues its first attempt. Idempotent: a delivery recorded before is not queued again.
+async fn notify(
+    service: &ChatService,
+    settings: &WorkerSettings,
+    message: MessageId,
+    user: UserId,
+    reason: Reason,
+) -> Result<(), JobFailure> {
+    let mut endpoints: Vec<(Option<uuid::Uuid>, String)> = Vec::new();
+    for hook in service.webhooks_for(user).await.map_err(failure)? {
+        endpoints.push((Some(hook.id), hook.url));
+    }
+    if let Some(url) = &settings.notify_webhook_url {
+        endpoints.push((None, url.clone()));
+    }
+    for (webhook, url) in endpoints {
+        let delivery = service.record_delivery(webhook, &url, message, user, reason).await.map_err(failure)?;
+        if delivery.state == "pending" && delivery.attempts == 0 {
+            service
+                .jobs()
+                .deliver_notification(DeliverNotification { delivery_id: delivery.id, attempt: 1 }, None)
                 .await
-                .map_err(failure)?;
-            if delivery.state == "pending" && delivery.attempts == 0 {
-                service
-                    .jobs()
-                    .deliver_notification(DeliverNotification { delivery_id: delivery.id, attempt: 1 }, None)
-                    .await
-                    .map_err(|e| JobFailure::Retry(e.to_string()))?;
-            }
+                .map_err(|e| JobFailure::Retry(e.to_string()))?;
         }
     }
     Ok(())
+}
+
+/// Notifies of new messages as they reach the bus, in batches shared out between the
+/// worker processes: who needs a push is decided for a whole batch at once, so messages
+/// whose recipients are all online cost no job and no per-message query. Runs until the
+/// process stops.
+pub async fn follow_new_messages(service: ChatService, settings: WorkerSettings, consumer: String) {
+    let mut feed = loop {
+        match service.new_messages(consumer.clone()).await {
+            Ok(feed) => break feed,
+            Err(e) => {
+                tracing::warn!(error = %e, "notifier: bus unavailable");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    };
+    let everyone = settings.notify_webhook_url.is_some();
+    loop {
+        let (messages, taken) = match feed.next().await {
+            Ok(batch) => batch,
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        let handled = async {
+            let targets = service.notification_targets_of(&messages, everyone).await.map_err(failure)?;
+            for (message, user, reason) in targets {
+                notify(&service, &settings, message, user, reason).await?;
+            }
+            Ok::<_, JobFailure>(())
+        };
+        match handled.await {
+            // Left pending otherwise: taken over again after the reclaim delay.
+            Ok(()) => {
+                if let Err(e) = feed.done(taken).await {
+                    tracing::warn!(error = %e, "notifier: batch not acknowledged; it will be handled again");
+                }
+            }
+            Err(e) => tracing::warn!(error = ?e, messages = messages.len(), "notifier: batch failed; retried later"),
+        }
+    }
 }
 
 /// Makes one delivery attempt; on failure schedules the next one after an exponential
