@@ -255,6 +255,13 @@ async fn search_folds_accents_and_case_and_never_leaks() {
         .await
         .ok(200);
 
+    // Search vectors are built by the worker's indexer, within two seconds of a send.
+    let _worker = chat_tests::fleet::Worker::spawn(&app.settings).await.expect("worker");
+    let indexed = tokio::time::Instant::now();
+    while app.get("/api/chat/search?q=ontem", &ana).await.ok(200).as_array().is_none_or(|a| a.is_empty()) {
+        assert!(indexed.elapsed() < Duration::from_secs(2), "not searchable within 2 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let texts = |body: &Value| -> Vec<String> {
         body.as_array().expect("hits").iter().map(|h| h["message"]["text"].as_str().unwrap_or_default().to_owned()).collect()
     };
