@@ -159,6 +159,7 @@ pub async fn serve(
         .at("/ws/chat/:conversation_id", get(ws_one))
         .at("/healthz", get(healthz))
         .at("/readyz", get(readyz))
+        .at("/stats", get(stats))
         .with(NormalizePath::new(TrailingSlash::Trim))
         .data(state.clone());
     tracing::info!(addr = %bound.local_addr, %gateway_id, "chat-gateway listening");
@@ -405,6 +406,29 @@ async fn ws_one(
 #[handler]
 fn healthz() -> Response {
     Response::builder().content_type("application/json").body(r#"{"status":"ok"}"#)
+}
+
+/// This process's counters since it started (the load tool reads them around a run):
+/// group-commit batches, events, deliveries. Plain counters, no chat data.
+#[handler]
+fn stats(state: Data<&Arc<GatewayState>>) -> Response {
+    let s = state.service.stats();
+    let hub = &state.hub.stats;
+    let n = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+    let body = serde_json::json!({
+        "messages_persisted": n(&s.messages_persisted),
+        "write_batches": n(&s.write_batches),
+        "write_batch_messages": n(&s.write_batch_messages),
+        "write_batch_largest": n(&s.write_batch_largest),
+        "events_published": n(&s.events_published),
+        "events_relayed": n(&s.events_relayed),
+        "publish_failures": n(&s.publish_failures),
+        "events_dispatched": n(&hub.events_dispatched),
+        "deliveries": n(&hub.deliveries),
+        "slow_consumers": n(&hub.slow_consumers),
+        "connections": n(&hub.connections),
+    });
+    Response::builder().content_type("application/json").body(body.to_string())
 }
 
 #[handler]

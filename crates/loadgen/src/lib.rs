@@ -8,13 +8,21 @@
 //!   measured from that intended time to delivery, so a stall shows up as latency
 //!   instead of silently lowering the rate;
 //! - `fanout`: the same engine with one conversation of `receivers + 1` members;
+//! - `persist`: `groups` conversations of `senders` members, every one sending, spread
+//!   over all the gateways, no one else listening: how many messages per second the
+//!   platform commits, the time from intended send to `ack`, and the commit batch sizes
+//!   the gateways report (`/stats`);
 //! - `idle`: opens `connections` authenticated sockets, reports the handshake rate, and
 //!   holds them for `duration` (measure the gateways' memory meanwhile);
 //! - `catchup`: a member misses `backlog` messages, reconnects with its last seq, and
 //!   the time until the last one arrives is measured, `rounds` times.
 //!
 //! Every receiver checks seqs: a seq at or below the last one is a duplicate, a jump is a
-//! gap. Losses are acknowledged sends that never arrived.
+//! gap. Losses are acknowledged sends that never arrived. Sends are pipelined: a sender
+//! does not wait for one ack before the next send. Every sending scenario also reports
+//! CPU per message, whole machine and per process ([`cpu`]).
+
+pub mod cpu;
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,8 +40,8 @@ use tokio_tungstenite::tungstenite::Message;
 #[derive(Debug, Clone, clap::Parser)]
 #[command(name = "chat-load", version, about = "Load generator for the chat gateway fleet")]
 pub struct LoadArgs {
-    /// Scenario: latency, fanout, idle or catchup.
-    #[arg(long, default_value = "latency", value_parser = ["latency", "fanout", "idle", "catchup"])]
+    /// Scenario: latency, fanout, persist, idle or catchup.
+    #[arg(long, default_value = "latency", value_parser = ["latency", "fanout", "persist", "idle", "catchup"])]
     pub scenario: String,
     /// REST API base URL (for set-up).
     #[arg(long, env = "CHAT_LOAD_API", default_value = "http://127.0.0.1:8080")]
@@ -54,10 +62,13 @@ pub struct LoadArgs {
     /// the senders).
     #[arg(long, default_value_t = 1)]
     pub receivers: usize,
-    /// Senders per conversation. One connection sends its messages one after another
-    /// (each is acknowledged after its commit), so high rates need several senders.
+    /// Senders per conversation (each its own user and socket; sends are pipelined).
     #[arg(long, default_value_t = 1)]
     pub senders: usize,
+    /// Where the receivers connect (latency, fanout): `others` (every gateway but the
+    /// senders' first) or `all` (spread over every gateway, the senders' included).
+    #[arg(long, default_value = "others", value_parser = ["others", "all"])]
+    pub receivers_on: String,
     /// Sockets to open (idle).
     #[arg(long, default_value_t = 1000)]
     pub connections: usize,
@@ -200,6 +211,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<Report> {
     match args.scenario.as_str() {
         "latency" => stream(&api, &args, args.groups, args.receivers).await,
         "fanout" => stream(&api, &args, 1, args.receivers.max(1)).await,
+        "persist" => stream(&api, &args, args.groups, 0).await,
         "idle" => idle(&api, &args).await,
         "catchup" => catchup(&api, &args).await,
         other => bail!("unknown scenario {other}"),
@@ -214,7 +226,13 @@ async fn stream(api: &Api, args: &LoadArgs, groups: usize, receivers: usize) -> 
     let accounts = api.accounts(groups * size).await?;
     let tally = Arc::new(Tally::default());
     let latency = Arc::new(Mutex::new(histogram()));
-    let receiver_gateways: Vec<&String> = if args.gateways.len() > 1 { args.gateways[1..].iter().collect() } else { args.gateways.iter().collect() };
+    let receiver_gateways: Vec<&String> = if args.gateways.len() > 1 && args.receivers_on == "others" {
+        args.gateways[1..].iter().collect()
+    } else {
+        args.gateways.iter().collect()
+    };
+    let ack_latency = Arc::new(Mutex::new(histogram()));
+    let mut sender_index = 0usize;
     let mut senders = Vec::new();
     let mut receiver_tasks = Vec::new();
     let mut receiver_index = 0usize;
@@ -228,9 +246,12 @@ async fn stream(api: &Api, args: &LoadArgs, groups: usize, receivers: usize) -> 
             receiver_tasks.push(tokio::spawn(receive(socket, tally.clone(), latency.clone())));
         }
         for sender in &members[..senders_per_group] {
-            let socket = connect(&args.gateways[0], "/ws", &sender.token).await?;
+            // Persist spreads senders over every gateway; the others send from the first.
+            let gateway = if receivers == 0 { &args.gateways[sender_index % args.gateways.len()] } else { &args.gateways[0] };
+            sender_index += 1;
+            let socket = connect(gateway, "/ws", &sender.token).await?;
             let (tx, rx) = mpsc::unbounded_channel::<u64>();
-            tokio::spawn(send(socket, cid.clone(), rx, tally.clone()));
+            tokio::spawn(send(socket, cid.clone(), rx, tally.clone(), ack_latency.clone()));
             senders.push(tx);
         }
     }
@@ -239,7 +260,9 @@ async fn stream(api: &Api, args: &LoadArgs, groups: usize, receivers: usize) -> 
     let interval_ns = 1_000_000_000 / args.rate.max(1);
     let start_ns = now_ns() + 100_000_000;
     let start = Instant::now() + Duration::from_millis(100);
-    let progress = tokio::spawn(progress(tally.clone(), latency.clone()));
+    let progress = tokio::spawn(progress(tally.clone(), if receivers == 0 { ack_latency.clone() } else { latency.clone() }));
+    let stats_before = gateway_stats(&api.http, &args.gateways).await;
+    let cpu_before = cpu::CpuSample::take();
     for k in 0..total {
         let due = start + Duration::from_nanos(k * interval_ns);
         tokio::time::sleep_until(due.into()).await;
@@ -247,13 +270,18 @@ async fn stream(api: &Api, args: &LoadArgs, groups: usize, receivers: usize) -> 
         let _ = senders[(k as usize) % senders.len()].send(intended);
         tally.sent.fetch_add(1, Ordering::Relaxed);
     }
-    // Let the last messages arrive.
+    // Let the last messages be acknowledged and arrive.
     let expected = total * receivers as u64;
     let deadline = Instant::now() + Duration::from_secs(10);
-    while tally.received.load(Ordering::Relaxed) < expected && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    while (tally.received.load(Ordering::Relaxed) < expected
+        || tally.acked.load(Ordering::Relaxed) + tally.errors.load(Ordering::Relaxed) < total)
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let elapsed = start.elapsed().as_secs_f64();
+    let cpu_after = cpu::CpuSample::take();
+    let stats_after = gateway_stats(&api.http, &args.gateways).await;
     progress.abort();
     drop(senders);
     for t in receiver_tasks {
@@ -262,37 +290,90 @@ async fn stream(api: &Api, args: &LoadArgs, groups: usize, receivers: usize) -> 
     let acked = tally.acked.load(Ordering::Relaxed);
     let received = tally.received.load(Ordering::Relaxed);
     let h = latency.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    Ok(Report {
-        lines: vec![
-            format!("scenario {}: {groups} conversation(s) × ({senders_per_group} sender(s) + {receivers} receiver(s)), {} gateways, {} msg/s for {} s", args.scenario, args.gateways.len(), args.rate, args.duration),
-            format!("sent {}, acknowledged {acked}, refused {}", tally.sent.load(Ordering::Relaxed), tally.errors.load(Ordering::Relaxed)),
-            format!("deliveries: {received} of {} expected ({:.0}/s over {elapsed:.1} s)", acked * receivers as u64, received as f64 / elapsed),
-            format!("lost {}, duplicates {}, gaps {}", (acked * receivers as u64).saturating_sub(received), tally.duplicates.load(Ordering::Relaxed), tally.gaps.load(Ordering::Relaxed)),
-            format!("end-to-end latency (from intended send time): {}", describe(&h)),
-        ],
-    })
+    let acks = ack_latency.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let mut lines = vec![
+        format!("scenario {}: {groups} conversation(s) × ({senders_per_group} sender(s) + {receivers} receiver(s)), {} gateways, {} msg/s for {} s", args.scenario, args.gateways.len(), args.rate, args.duration),
+        format!("sent {}, acknowledged {acked} ({:.0}/s over {elapsed:.1} s), refused {}", tally.sent.load(Ordering::Relaxed), acked as f64 / elapsed, tally.errors.load(Ordering::Relaxed)),
+    ];
+    if receivers > 0 {
+        lines.push(format!("deliveries: {received} of {} expected ({:.0}/s over {elapsed:.1} s)", acked * receivers as u64, received as f64 / elapsed));
+        lines.push(format!("lost {}, duplicates {}, gaps {}", (acked * receivers as u64).saturating_sub(received), tally.duplicates.load(Ordering::Relaxed), tally.gaps.load(Ordering::Relaxed)));
+        lines.push(format!("end-to-end latency (from intended send time): {}", describe(&h)));
+    }
+    lines.push(format!("ack latency (from intended send time): {}", describe(&acks)));
+    lines.push(batch_line(&stats_before, &stats_after));
+    lines.extend(cpu_before.report(&cpu_after, acked));
+    Ok(Report { lines })
 }
 
-async fn send(socket: Socket, cid: String, mut orders: mpsc::UnboundedReceiver<u64>, tally: Arc<Tally>) {
-    // Distinguishes this sender's keys from other senders' in the same conversation.
+/// Each gateway's `/stats` counters (empty for one that does not answer).
+async fn gateway_stats(http: &reqwest::Client, gateways: &[String]) -> Vec<Value> {
+    let mut out = Vec::new();
+    for g in gateways {
+        let url = format!("{}/stats", g.replacen("ws://", "http://", 1).replacen("wss://", "https://", 1));
+        let stats = match http.get(&url).send().await {
+            Ok(resp) => resp.json().await.unwrap_or(Value::Null),
+            Err(_) => Value::Null,
+        };
+        out.push(stats);
+    }
+    out
+}
+
+/// The commit batches the gateways made during the run.
+fn batch_line(before: &[Value], after: &[Value]) -> String {
+    let delta = |field: &str| -> u64 {
+        before.iter().zip(after).map(|(b, a)| a[field].as_u64().unwrap_or(0).saturating_sub(b[field].as_u64().unwrap_or(0))).sum()
+    };
+    let (batches, messages) = (delta("write_batches"), delta("write_batch_messages"));
+    let largest = after.iter().filter_map(|a| a["write_batch_largest"].as_u64()).max().unwrap_or(0);
+    if batches == 0 {
+        return "commit batches: none reported by the gateways' /stats".into();
+    }
+    format!(
+        "commit batches (gateways): {batches} for {messages} sends, {:.1} messages per batch on average, largest so far {largest}",
+        messages as f64 / batches as f64
+    )
+}
+
+async fn send(
+    socket: Socket,
+    cid: String,
+    mut orders: mpsc::UnboundedReceiver<u64>,
+    tally: Arc<Tally>,
+    ack_latency: Arc<Mutex<Histogram<u64>>>,
+) {
+    // Distinguishes this sender's keys from other runs'; the intended send time rides
+    // in the key, so that the ack tells how long the commit took.
     let key = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
     let (mut sink, mut stream) = socket.split();
     let reader_tally = tally.clone();
     tokio::spawn(async move {
+        let mut local = histogram();
         while let Some(Ok(msg)) = stream.next().await {
             if let Message::Text(t) = msg {
                 if t.contains("\"type\":\"ack\"") {
+                    let arrived = now_ns();
                     reader_tally.acked.fetch_add(1, Ordering::Relaxed);
+                    let intended = serde_json::from_str::<Value>(&t).ok().and_then(|v| {
+                        v["client_msg_id"].as_str().and_then(|k| k.rsplit('-').next()).and_then(|n| n.parse::<u64>().ok())
+                    });
+                    if let Some(intended) = intended {
+                        let _ = local.record(arrived.saturating_sub(intended) / 1000);
+                    }
+                    if local.len() >= 10 {
+                        let _ = ack_latency.lock().unwrap_or_else(|e| e.into_inner()).add(&local);
+                        local.reset();
+                    }
                 } else if t.contains("\"type\":\"error\"") {
                     reader_tally.errors.fetch_add(1, Ordering::Relaxed);
                 }
             }
         }
+        let _ = ack_latency.lock().unwrap_or_else(|e| e.into_inner()).add(&local);
     });
-    let mut n = 0u64;
     while let Some(intended) = orders.recv().await {
-        n += 1;
-        let frame = json!({"type": "send", "conversation_id": cid, "text": intended.to_string(), "client_msg_id": format!("{cid}-{key}-{n}")});
+        let frame = json!({"type": "send", "conversation_id": cid, "text": intended.to_string(), "client_msg_id": format!("{key}-{intended}")});
         if sink.send(Message::text(frame.to_string())).await.is_err() {
             tally.errors.fetch_add(1, Ordering::Relaxed);
             return;
