@@ -251,7 +251,8 @@ async fn stream(api: &Api, args: &LoadArgs, groups: usize, receivers: usize) -> 
             sender_index += 1;
             let socket = connect(gateway, "/ws", &sender.token).await?;
             let (tx, rx) = mpsc::unbounded_channel::<u64>();
-            tokio::spawn(send(socket, cid.clone(), rx, tally.clone(), ack_latency.clone()));
+            let deliveries = (receivers == 0).then(|| latency.clone());
+            tokio::spawn(send(socket, cid.clone(), rx, tally.clone(), ack_latency.clone(), deliveries));
             senders.push(tx);
         }
     }
@@ -270,8 +271,9 @@ async fn stream(api: &Api, args: &LoadArgs, groups: usize, receivers: usize) -> 
         let _ = senders[(k as usize) % senders.len()].send(intended);
         tally.sent.fetch_add(1, Ordering::Relaxed);
     }
-    // Let the last messages be acknowledged and arrive.
-    let expected = total * receivers as u64;
+    // Let the last messages be acknowledged and arrive (in `persist`, at every sender).
+    let listeners = if receivers == 0 { senders_per_group } else { receivers };
+    let expected = total * listeners as u64;
     let deadline = Instant::now() + Duration::from_secs(10);
     while (tally.received.load(Ordering::Relaxed) < expected
         || tally.acked.load(Ordering::Relaxed) + tally.errors.load(Ordering::Relaxed) < total)
@@ -295,11 +297,10 @@ async fn stream(api: &Api, args: &LoadArgs, groups: usize, receivers: usize) -> 
         format!("scenario {}: {groups} conversation(s) × ({senders_per_group} sender(s) + {receivers} receiver(s)), {} gateways, {} msg/s for {} s", args.scenario, args.gateways.len(), args.rate, args.duration),
         format!("sent {}, acknowledged {acked} ({:.0}/s over {elapsed:.1} s), refused {}", tally.sent.load(Ordering::Relaxed), acked as f64 / elapsed, tally.errors.load(Ordering::Relaxed)),
     ];
-    if receivers > 0 {
-        lines.push(format!("deliveries: {received} of {} expected ({:.0}/s over {elapsed:.1} s)", acked * receivers as u64, received as f64 / elapsed));
-        lines.push(format!("lost {}, duplicates {}, gaps {}", (acked * receivers as u64).saturating_sub(received), tally.duplicates.load(Ordering::Relaxed), tally.gaps.load(Ordering::Relaxed)));
-        lines.push(format!("end-to-end latency (from intended send time): {}", describe(&h)));
-    }
+    let listeners = listeners as u64;
+    lines.push(format!("deliveries: {received} of {} expected ({:.0}/s over {elapsed:.1} s)", acked * listeners, received as f64 / elapsed));
+    lines.push(format!("lost {}, duplicates {}, gaps {}", (acked * listeners).saturating_sub(received), tally.duplicates.load(Ordering::Relaxed), tally.gaps.load(Ordering::Relaxed)));
+    lines.push(format!("end-to-end latency (from intended send time): {}", describe(&h)));
     lines.push(format!("ack latency (from intended send time): {}", describe(&acks)));
     lines.push(batch_line(&stats_before, &stats_after));
     lines.extend(cpu_before.report(&cpu_after, acked));
@@ -342,6 +343,7 @@ async fn send(
     mut orders: mpsc::UnboundedReceiver<u64>,
     tally: Arc<Tally>,
     ack_latency: Arc<Mutex<Histogram<u64>>>,
+    deliveries: Option<Arc<Mutex<Histogram<u64>>>>,
 ) {
     // Distinguishes this sender's keys from other runs'; the intended send time rides
     // in the key, so that the ack tells how long the commit took.
@@ -350,8 +352,14 @@ async fn send(
     let reader_tally = tally.clone();
     tokio::spawn(async move {
         let mut local = histogram();
+        // Senders of `persist` are members like any other: they get every message of
+        // their conversation, their own included.
+        let mut check = deliveries.map(|latency| Deliveries::new(reader_tally.clone(), latency));
         while let Some(Ok(msg)) = stream.next().await {
             if let Message::Text(t) = msg {
+                if let Some(check) = check.as_mut() {
+                    check.frame(&t);
+                }
                 if t.contains("\"type\":\"ack\"") {
                     let arrived = now_ns();
                     reader_tally.acked.fetch_add(1, Ordering::Relaxed);
@@ -383,39 +391,65 @@ async fn send(
 
 async fn receive(socket: Socket, tally: Arc<Tally>, latency: Arc<Mutex<Histogram<u64>>>) {
     let (_sink, mut stream) = socket.split();
-    let mut last: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
-    let mut local = histogram();
-    let mut unflushed = 0;
+    let mut check = Deliveries::new(tally, latency);
     while let Some(Ok(msg)) = stream.next().await {
-        let Message::Text(text) = msg else { continue };
-        if !text.contains("\"message.created\"") {
-            continue;
-        }
-        let arrived = now_ns();
-        let Ok(v) = serde_json::from_str::<Value>(&text) else { continue };
-        let cid = v["conversation_id"].as_str().unwrap_or_default().to_owned();
-        let seq = v["data"]["message"]["seq"].as_i64().unwrap_or(0);
-        let prev = last.get(&cid).copied().unwrap_or(0);
-        if seq <= prev {
-            tally.duplicates.fetch_add(1, Ordering::Relaxed);
-            continue;
-        }
-        if seq > prev + 1 {
-            tally.gaps.fetch_add(1, Ordering::Relaxed);
-        }
-        last.insert(cid, seq);
-        tally.received.fetch_add(1, Ordering::Relaxed);
-        if let Some(intended) = v["data"]["message"]["text"].as_str().and_then(|t| t.parse::<u64>().ok()) {
-            let _ = local.record(arrived.saturating_sub(intended) / 1000);
-        }
-        unflushed += 1;
-        if unflushed >= 10 {
-            let _ = latency.lock().unwrap_or_else(|e| e.into_inner()).add(&local);
-            local.reset();
-            unflushed = 0;
+        if let Message::Text(text) = msg {
+            check.frame(&text);
         }
     }
-    let _ = latency.lock().unwrap_or_else(|e| e.into_inner()).add(&local);
+}
+
+/// Checks the `message.created` events one socket receives (seq order per
+/// conversation: duplicates, gaps) and records their latency from the intended send
+/// time, which the load tool puts in the text.
+struct Deliveries {
+    tally: Arc<Tally>,
+    latency: Arc<Mutex<Histogram<u64>>>,
+    last: std::collections::HashMap<String, i64>,
+    local: Histogram<u64>,
+}
+
+impl Deliveries {
+    fn new(tally: Arc<Tally>, latency: Arc<Mutex<Histogram<u64>>>) -> Self {
+        Self { tally, latency, last: Default::default(), local: histogram() }
+    }
+
+    fn frame(&mut self, text: &str) {
+        if !text.contains("\"message.created\"") {
+            return;
+        }
+        let arrived = now_ns();
+        let Ok(v) = serde_json::from_str::<Value>(text) else { return };
+        let cid = v["conversation_id"].as_str().unwrap_or_default().to_owned();
+        let seq = v["data"]["message"]["seq"].as_i64().unwrap_or(0);
+        let prev = self.last.get(&cid).copied().unwrap_or(0);
+        if seq <= prev {
+            self.tally.duplicates.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        if seq > prev + 1 {
+            self.tally.gaps.fetch_add(1, Ordering::Relaxed);
+        }
+        self.last.insert(cid, seq);
+        self.tally.received.fetch_add(1, Ordering::Relaxed);
+        if let Some(intended) = v["data"]["message"]["text"].as_str().and_then(|t| t.parse::<u64>().ok()) {
+            let _ = self.local.record(arrived.saturating_sub(intended) / 1000);
+        }
+        if self.local.len() >= 10 {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        let _ = self.latency.lock().unwrap_or_else(|e| e.into_inner()).add(&self.local);
+        self.local.reset();
+    }
+}
+
+impl Drop for Deliveries {
+    fn drop(&mut self) {
+        self.flush();
+    }
 }
 
 async fn progress(tally: Arc<Tally>, latency: Arc<Mutex<Histogram<u64>>>) {
