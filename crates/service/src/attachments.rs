@@ -126,25 +126,30 @@ impl ChatService {
 
     /// For the worker: marks an attachment ready and tells the conversation.
     pub async fn attachment_processed(&self, id: AttachmentId, processed: Processed) -> Result<(), ServiceError> {
-        if let Some(attachment) = self.store.attachment_ready(id, &processed).await? {
-            let (conversation, uploader) = (attachment.conversation_id, attachment.uploader_id);
-            self.publish_committed(conversation, uploader, EventPayload::AttachmentReady { attachment }).await;
-        }
+        let events = |a: &chat_domain::Attachment| {
+            vec![self.event(a.conversation_id, a.uploader_id, EventPayload::AttachmentReady { attachment: a.clone() })]
+        };
+        let (_, outboxed) = self.store.attachment_ready(id, &processed, events).await?;
+        self.announce(outboxed);
         Ok(())
     }
 
     /// For the worker: refuses an attachment, deletes its bytes, and tells the uploader's
     /// conversation why.
     pub async fn attachment_refused(&self, id: AttachmentId, content_type: Option<&str>, reason: &str) -> Result<(), ServiceError> {
-        if let Some(attachment) = self.store.attachment_rejected(id, content_type, reason).await? {
-            self.files.storage.delete(&attachment.object_key).await?;
+        let events = |a: &chat_domain::Attachment| {
             let payload = EventPayload::AttachmentRejected {
-                attachment_id: attachment.id,
-                uploader_id: attachment.uploader_id,
+                attachment_id: a.id,
+                uploader_id: a.uploader_id,
                 reason: reason.to_owned(),
             };
-            self.publish_committed(attachment.conversation_id, attachment.uploader_id, payload).await;
+            vec![self.event(a.conversation_id, a.uploader_id, payload)]
+        };
+        let (rejected, outboxed) = self.store.attachment_rejected(id, content_type, reason, events).await?;
+        if let Some(attachment) = rejected {
+            self.files.storage.delete(&attachment.object_key).await?;
         }
+        self.announce(outboxed);
         Ok(())
     }
 

@@ -81,16 +81,13 @@ impl ChatService {
             created_by: caller.user_id,
             participants,
         };
-        let (conversation, created) = self.store.create_conversation(&new).await?;
-        if created {
-            let ids = new.participants.iter().map(|(u, _)| *u).collect();
-            self.publish_committed(
-                conversation.id,
-                Some(caller.user_id),
-                EventPayload::ConversationCreated { conversation: conversation.clone(), participants: ids },
-            )
-            .await;
-        }
+        let ids: Vec<_> = new.participants.iter().map(|(u, _)| *u).collect();
+        let events = |c: &chat_domain::Conversation| {
+            let payload = EventPayload::ConversationCreated { conversation: c.clone(), participants: ids.clone() };
+            vec![self.event(c.id, Some(caller.user_id), payload)]
+        };
+        let (conversation, created, outboxed) = self.store.create_conversation(&new, events).await?;
+        self.announce(outboxed);
         let summary = self.conversation(caller, conversation.id).await?;
         Ok((summary, created))
     }
@@ -138,9 +135,11 @@ impl ChatService {
         }
         changes.name = changes.name.as_deref().map(|n| validate::conversation_name("name", n)).transpose()?;
         changes.context_id = changes.context_id.as_deref().map(validate::context_id).transpose()?;
-        let updated = self.store.update_conversation(id, &changes).await?;
-        self.publish_committed(id, Some(caller.user_id), EventPayload::ConversationUpdated { conversation: updated.clone() })
-            .await;
+        let events = |c: &chat_domain::Conversation| {
+            vec![self.event(id, Some(caller.user_id), EventPayload::ConversationUpdated { conversation: c.clone() })]
+        };
+        let (updated, outboxed) = self.store.update_conversation(id, &changes, events).await?;
+        self.announce(outboxed);
         Ok(updated)
     }
 
@@ -150,8 +149,9 @@ impl ChatService {
         if me.role != Role::Owner {
             return Err(ServiceError::Forbidden("only owners can delete a conversation"));
         }
-        self.store.delete_conversation(id).await?;
-        self.publish_committed(id, Some(caller.user_id), EventPayload::ConversationDeleted {}).await;
+        let events = vec![self.event(id, Some(caller.user_id), EventPayload::ConversationDeleted {})];
+        let outboxed = self.store.delete_conversation(id, events).await?;
+        self.announce(outboxed);
         Ok(())
     }
 }

@@ -28,7 +28,9 @@ impl ChatService {
         let export = self.store.insert_export(conversation, caller.user_id, format, since, until).await?;
         let job = ExportConversation { export_id: export.id, traceparent: chat_telemetry::current_traceparent() };
         if let Err(e) = self.files.jobs.export_conversation(job).await {
-            self.store.fail_export(export.id, "the job queue is unavailable; request the export again").await?;
+            // The requester gets the error here: no event.
+            let reason = "the job queue is unavailable; request the export again";
+            self.store.fail_export(export.id, reason, |_| Vec::new()).await?;
             tracing::warn!(error = %e, export = %export.id, "export not queued");
             return Err(ServiceError::Unavailable);
         }
@@ -87,17 +89,21 @@ impl ChatService {
     /// For the worker: marks an export done and tells its conversation (the requester
     /// is named in the event).
     pub async fn export_finished(&self, id: uuid::Uuid, key: &str, rows: i64) -> Result<(), ServiceError> {
-        let export = self.store.finish_export(id, key, rows).await?;
-        self.publish_committed(export.conversation_id, export.requested_by, EventPayload::ExportFinished { export }).await;
+        let (_, outboxed) = self.store.finish_export(id, key, rows, |e| self.export_finished_event(e)).await?;
+        self.announce(outboxed);
         Ok(())
     }
 
     /// For the worker: marks an export failed for good and says so.
     pub async fn export_failed(&self, id: uuid::Uuid, error: &str) -> Result<(), ServiceError> {
-        if let Some(export) = self.store.fail_export(id, error).await? {
-            self.publish_committed(export.conversation_id, export.requested_by, EventPayload::ExportFinished { export }).await;
-        }
+        let (_, outboxed) = self.store.fail_export(id, error, |e| self.export_finished_event(e)).await?;
+        self.announce(outboxed);
         Ok(())
+    }
+
+    fn export_finished_event(&self, export: &chat_domain::Export) -> Vec<chat_store::OutboxEvent> {
+        let payload = EventPayload::ExportFinished { export: export.clone() };
+        vec![self.event(export.conversation_id, export.requested_by, payload)]
     }
 }
 

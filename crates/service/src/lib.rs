@@ -126,22 +126,6 @@ impl ChatService {
         self.publisher.hand_over(outboxed);
     }
 
-    /// Publishes the event of a change that was committed without it, through the outbox
-    /// (so a Redis outage delays it but loses nothing). Unlike the events written in
-    /// their change's transaction, a crash between that commit and this insert loses it:
-    /// only for changes whose events are also visible by reading state again
-    /// (conversation settings, exports, attachment processing).
-    async fn publish_committed(&self, conversation: ConversationId, actor: Option<UserId>, payload: EventPayload) {
-        let event = self.event(conversation, actor, payload);
-        match self.store.outbox_append(vec![event.clone()]).await {
-            Ok(outboxed) => self.announce(outboxed),
-            Err(e) => {
-                tracing::warn!(error = %e, %conversation, "event not written to the outbox; publishing it directly");
-                self.announce(Outboxed { id: None, events: vec![event] });
-            }
-        }
-    }
-
     /// Publishes an event that is not stored (typing, presence) directly. Failures are
     /// logged and counted: such events are not worth a retry.
     async fn publish_now(&self, conversation: ConversationId, actor: Option<UserId>, payload: EventPayload) {

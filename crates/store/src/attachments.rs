@@ -2,7 +2,7 @@
 
 use chat_domain::{Attachment, AttachmentId, ConversationId, Message, UserId};
 
-use crate::{Store, StoreError};
+use crate::{commit_row_with_events, OutboxEvent, Outboxed, Store, StoreError};
 
 pub(crate) const ATTACHMENT_COLUMNS: &str = "id, conversation_id, message_id, uploader_id, object_key, file_name, \
      content_type, declared_type, size_bytes, sha256, width, height, thumbnail_key, state, error, created_at";
@@ -57,8 +57,14 @@ impl Store {
     }
 
     /// Marks a pending attachment ready. `None` if it was not pending (processed before).
-    pub async fn attachment_ready(&self, id: AttachmentId, p: &Processed) -> Result<Option<Attachment>, StoreError> {
-        Ok(sqlx::query_as::<_, Attachment>(sqlx::AssertSqlSafe(format!(
+    pub async fn attachment_ready(
+        &self,
+        id: AttachmentId,
+        p: &Processed,
+        events: impl FnOnce(&Attachment) -> Vec<OutboxEvent>,
+    ) -> Result<(Option<Attachment>, Outboxed), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let ready = sqlx::query_as::<_, Attachment>(sqlx::AssertSqlSafe(format!(
             "UPDATE attachments SET state = 'ready', content_type = $2, sha256 = $3, width = $4, height = $5,
                     thumbnail_key = $6, error = NULL
               WHERE id = $1 AND state = 'pending'
@@ -70,8 +76,9 @@ impl Store {
         .bind(p.width)
         .bind(p.height)
         .bind(&p.thumbnail_key)
-        .fetch_optional(&self.pool)
-        .await?)
+        .fetch_optional(&mut *tx)
+        .await?;
+        commit_row_with_events(tx, ready, events).await
     }
 
     /// Marks a pending attachment rejected. `None` if it was not pending.
@@ -80,8 +87,10 @@ impl Store {
         id: AttachmentId,
         content_type: Option<&str>,
         reason: &str,
-    ) -> Result<Option<Attachment>, StoreError> {
-        Ok(sqlx::query_as::<_, Attachment>(sqlx::AssertSqlSafe(format!(
+        events: impl FnOnce(&Attachment) -> Vec<OutboxEvent>,
+    ) -> Result<(Option<Attachment>, Outboxed), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let rejected = sqlx::query_as::<_, Attachment>(sqlx::AssertSqlSafe(format!(
             "UPDATE attachments SET state = 'rejected', content_type = $2, error = $3
               WHERE id = $1 AND state = 'pending'
               RETURNING {ATTACHMENT_COLUMNS}"
@@ -89,8 +98,9 @@ impl Store {
         .bind(id)
         .bind(content_type)
         .bind(reason)
-        .fetch_optional(&self.pool)
-        .await?)
+        .fetch_optional(&mut *tx)
+        .await?;
+        commit_row_with_events(tx, rejected, events).await
     }
 
     /// Fills in the attachments of some messages.

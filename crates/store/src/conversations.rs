@@ -9,7 +9,7 @@ use chat_domain::{
 
 use sqlx::AssertSqlSafe;
 
-use crate::{Store, StoreError};
+use crate::{commit_with_events, OutboxEvent, Outboxed, Store, StoreError};
 
 const CONVERSATION_COLUMNS: &str = "id, kind, name, context_type, context_id, created_by, created_at, \
                                     updated_at, last_seq, last_message_at";
@@ -65,7 +65,12 @@ struct MembershipRow {
 impl Store {
     /// Creates a conversation with its participants. For a direct conversation that
     /// already exists between the same two users, returns the existing one and `false`.
-    pub async fn create_conversation(&self, new: &NewConversation) -> Result<(Conversation, bool), StoreError> {
+    /// `events` (of the new conversation) are written to the outbox only if it was created.
+    pub async fn create_conversation(
+        &self,
+        new: &NewConversation,
+        events: impl FnOnce(&Conversation) -> Vec<OutboxEvent>,
+    ) -> Result<(Conversation, bool, Outboxed), StoreError> {
         let key = match new.kind {
             ConversationKind::Direct => match new.participants.as_slice() {
                 [(a, _), (b, _)] => Some(direct_key(*a, *b)),
@@ -97,7 +102,7 @@ impl Store {
             .bind(&key)
             .fetch_one(&self.pool)
             .await?;
-            return Ok((existing, false));
+            return Ok((existing, false, Outboxed::default()));
         };
         let (users, roles): (Vec<uuid::Uuid>, Vec<&str>) =
             new.participants.iter().map(|(u, r)| (u.as_uuid(), r.as_str())).unzip();
@@ -110,8 +115,8 @@ impl Store {
         .bind(roles)
         .execute(&mut *tx)
         .await?;
-        tx.commit().await?;
-        Ok((conversation, true))
+        let outboxed = commit_with_events(tx, events(&conversation)).await?;
+        Ok((conversation, true, outboxed))
     }
 
     pub async fn conversation(&self, id: ConversationId) -> Result<Option<Conversation>, StoreError> {
@@ -215,8 +220,10 @@ impl Store {
         &self,
         id: ConversationId,
         changes: &ConversationChanges,
-    ) -> Result<Conversation, StoreError> {
-        sqlx::query_as::<_, Conversation>(AssertSqlSafe(format!(
+        events: impl FnOnce(&Conversation) -> Vec<OutboxEvent>,
+    ) -> Result<(Conversation, Outboxed), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let updated = sqlx::query_as::<_, Conversation>(AssertSqlSafe(format!(
             "UPDATE conversations
                 SET name = COALESCE($2, name),
                     context_type = COALESCE($3, context_type),
@@ -229,20 +236,20 @@ impl Store {
         .bind(&changes.name)
         .bind(changes.context_type)
         .bind(&changes.context_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?
-        .ok_or(StoreError::NotFound)
+        .ok_or(StoreError::NotFound)?;
+        let outboxed = commit_with_events(tx, events(&updated)).await?;
+        Ok((updated, outboxed))
     }
 
     /// Deletes a conversation with its participants and messages.
-    pub async fn delete_conversation(&self, id: ConversationId) -> Result<(), StoreError> {
-        let done = sqlx::query("DELETE FROM conversations WHERE id = $1")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+    pub async fn delete_conversation(&self, id: ConversationId, events: Vec<OutboxEvent>) -> Result<Outboxed, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query("DELETE FROM conversations WHERE id = $1").bind(id).execute(&mut *tx).await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
-        Ok(())
+        commit_with_events(tx, events).await
     }
 }

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use chat_domain::{ConversationId, Export, ExportFormat, ExportRow, UserId};
 
-use crate::{Store, StoreError};
+use crate::{commit_row_with_events, OutboxEvent, Outboxed, Store, StoreError};
 
 const EXPORT_COLUMNS: &str = "id, conversation_id, requested_by, format, since, until, state, progress, total, \
      attempts, object_key, row_count, error, created_at, started_at, finished_at";
@@ -66,28 +66,45 @@ impl Store {
         Ok(())
     }
 
-    pub async fn finish_export(&self, id: uuid::Uuid, key: &str, rows: i64) -> Result<Export, StoreError> {
-        sqlx::query_as::<_, Export>(sqlx::AssertSqlSafe(format!(
+    pub async fn finish_export(
+        &self,
+        id: uuid::Uuid,
+        key: &str,
+        rows: i64,
+        events: impl FnOnce(&Export) -> Vec<OutboxEvent>,
+    ) -> Result<(Export, Outboxed), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query_as::<_, Export>(sqlx::AssertSqlSafe(format!(
             "UPDATE exports SET state = 'done', object_key = $2, row_count = $3, progress = $3, finished_at = now()
               WHERE id = $1 RETURNING {EXPORT_COLUMNS}"
         )))
         .bind(id)
         .bind(key)
         .bind(rows)
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or(StoreError::NotFound)
+        .fetch_optional(&mut *tx)
+        .await?;
+        match commit_row_with_events(tx, done, events).await? {
+            (Some(export), outboxed) => Ok((export, outboxed)),
+            (None, _) => Err(StoreError::NotFound),
+        }
     }
 
-    pub async fn fail_export(&self, id: uuid::Uuid, error: &str) -> Result<Option<Export>, StoreError> {
-        Ok(sqlx::query_as::<_, Export>(sqlx::AssertSqlSafe(format!(
+    pub async fn fail_export(
+        &self,
+        id: uuid::Uuid,
+        error: &str,
+        events: impl FnOnce(&Export) -> Vec<OutboxEvent>,
+    ) -> Result<(Option<Export>, Outboxed), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let failed = sqlx::query_as::<_, Export>(sqlx::AssertSqlSafe(format!(
             "UPDATE exports SET state = 'failed', error = $2, finished_at = now()
               WHERE id = $1 AND state <> 'done' RETURNING {EXPORT_COLUMNS}"
         )))
         .bind(id)
         .bind(error)
-        .fetch_optional(&self.pool)
-        .await?)
+        .fetch_optional(&mut *tx)
+        .await?;
+        commit_row_with_events(tx, failed, events).await
     }
 
     /// The next page of an export's rows after `after_seq`: visible (not hidden, not

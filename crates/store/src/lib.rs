@@ -42,6 +42,18 @@ pub use outbox::{OutboxEvent, Outboxed};
 
 /// Writes the outbox row of `events` in `tx`, then commits: the change and its events
 /// become durable together.
+/// Commits a change of at most one row with the events of the row it changed (none when
+/// it changed nothing).
+pub(crate) async fn commit_row_with_events<T>(
+    tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    row: Option<T>,
+    events: impl FnOnce(&T) -> Vec<OutboxEvent>,
+) -> Result<(Option<T>, Outboxed), StoreError> {
+    let events = row.as_ref().map(events).unwrap_or_default();
+    let outboxed = commit_with_events(tx, events).await?;
+    Ok((row, outboxed))
+}
+
 pub(crate) async fn commit_with_events(
     mut tx: sqlx::Transaction<'static, sqlx::Postgres>,
     events: Vec<OutboxEvent>,

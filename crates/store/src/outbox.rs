@@ -47,13 +47,6 @@ pub(crate) async fn write(conn: &mut PgConnection, events: Vec<OutboxEvent>) -> 
 }
 
 impl Store {
-    /// Writes events to the outbox in a transaction of their own, for a change already
-    /// committed without them (see `ChatService::publish_committed`).
-    pub async fn outbox_append(&self, events: Vec<OutboxEvent>) -> Result<Outboxed, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        write(&mut conn, events).await
-    }
-
     /// Forgets outbox rows whose events were published.
     pub async fn outbox_done(&self, ids: &[i64]) -> Result<(), StoreError> {
         if ids.is_empty() {
