@@ -111,3 +111,22 @@ pub async fn run(bus: Bus, hub: Arc<Hub>, mut shutdown: watch::Receiver<bool>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeats_are_caught_until_forgotten() {
+        let mut seen = RecentIds::default();
+        let first = Uuid::now_v7();
+        assert!(seen.first_time(first));
+        assert!(!seen.first_time(first), "a republished event must be dropped");
+        for _ in 0..RECENT_IDS {
+            assert!(seen.first_time(Uuid::now_v7()));
+        }
+        // Bounded: the oldest id is forgotten once RECENT_IDS newer ones were seen.
+        assert_eq!(seen.order.len(), RECENT_IDS);
+        assert!(seen.first_time(first));
+    }
+}
