@@ -16,6 +16,9 @@ CREATE TABLE event_outbox (
     events        text[] NOT NULL,
     CHECK (cardinality(conversations) = cardinality(events))
 );
+-- Rows live for milliseconds: compressing a batch's envelopes (hundreds of KB) costs more
+-- CPU than storing them as they are.
+ALTER TABLE event_outbox ALTER COLUMN events SET STORAGE EXTERNAL;
 
 -- The vector of a text, in one place for the indexer.
 CREATE FUNCTION chat_search_vector(text) RETURNS tsvector

@@ -363,8 +363,8 @@ async fn send(
                 if t.contains("\"type\":\"ack\"") {
                     let arrived = now_ns();
                     reader_tally.acked.fetch_add(1, Ordering::Relaxed);
-                    let intended = serde_json::from_str::<Value>(&t).ok().and_then(|v| {
-                        v["client_msg_id"].as_str().and_then(|k| k.rsplit('-').next()).and_then(|n| n.parse::<u64>().ok())
+                    let intended = serde_json::from_str::<AckFrame>(&t).ok().and_then(|ack| {
+                        ack.client_msg_id.and_then(|k| k.rsplit('-').next().and_then(|n| n.parse::<u64>().ok()))
                     });
                     if let Some(intended) = intended {
                         let _ = local.record(arrived.saturating_sub(intended) / 1000);
@@ -399,6 +399,35 @@ async fn receive(socket: Socket, tally: Arc<Tally>, latency: Arc<Mutex<Histogram
     }
 }
 
+/// The parts of a `message.created` frame the receivers read.
+#[derive(serde::Deserialize)]
+struct CreatedFrame<'a> {
+    #[serde(borrow)]
+    conversation_id: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    data: CreatedData<'a>,
+}
+
+#[derive(serde::Deserialize)]
+struct CreatedData<'a> {
+    #[serde(borrow)]
+    message: CreatedMessage<'a>,
+}
+
+#[derive(serde::Deserialize)]
+struct CreatedMessage<'a> {
+    seq: i64,
+    #[serde(borrow)]
+    text: std::borrow::Cow<'a, str>,
+}
+
+/// The part of an `ack` frame the senders read: the key carries the intended send time.
+#[derive(serde::Deserialize)]
+struct AckFrame<'a> {
+    #[serde(borrow)]
+    client_msg_id: Option<std::borrow::Cow<'a, str>>,
+}
+
 /// Checks the `message.created` events one socket receives (seq order per
 /// conversation: duplicates, gaps) and records their latency from the intended send
 /// time, which the load tool puts in the text.
@@ -419,10 +448,10 @@ impl Deliveries {
             return;
         }
         let arrived = now_ns();
-        let Ok(v) = serde_json::from_str::<Value>(text) else { return };
-        let cid = v["conversation_id"].as_str().unwrap_or_default().to_owned();
-        let seq = v["data"]["message"]["seq"].as_i64().unwrap_or(0);
-        let prev = self.last.get(&cid).copied().unwrap_or(0);
+        // Only the fields it needs, borrowed: the tool shares the box it measures.
+        let Ok(event) = serde_json::from_str::<CreatedFrame>(text) else { return };
+        let (seq, sent_text) = (event.data.message.seq, event.data.message.text);
+        let prev = self.last.get(event.conversation_id.as_ref()).copied().unwrap_or(0);
         if seq <= prev {
             self.tally.duplicates.fetch_add(1, Ordering::Relaxed);
             return;
@@ -430,9 +459,9 @@ impl Deliveries {
         if seq > prev + 1 {
             self.tally.gaps.fetch_add(1, Ordering::Relaxed);
         }
-        self.last.insert(cid, seq);
+        self.last.insert(event.conversation_id.into_owned(), seq);
         self.tally.received.fetch_add(1, Ordering::Relaxed);
-        if let Some(intended) = v["data"]["message"]["text"].as_str().and_then(|t| t.parse::<u64>().ok()) {
+        if let Ok(intended) = sent_text.parse::<u64>() {
             let _ = self.local.record(arrived.saturating_sub(intended) / 1000);
         }
         if self.local.len() >= 10 {

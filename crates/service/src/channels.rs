@@ -51,11 +51,7 @@ impl ChatService {
             };
             vec![self.event(conversation, Some(user_id), payload)]
         };
-        let (_, outboxed) = if add {
-            self.store.add_reaction(id, user_id, &emoji, events).await?
-        } else {
-            self.store.remove_reaction(id, user_id, &emoji, events).await?
-        };
+        let (_, outboxed) = self.store.set_reaction(id, user_id, &emoji, add, events).await?;
         self.announce(outboxed);
         Ok(())
     }

@@ -224,6 +224,10 @@ impl ChatService {
 
 /// The bus consumer group of the notifier: every new message is handed to one worker.
 pub const NOTIFY_GROUP: &str = "notify";
+/// Least time between two reads of the feed. Notifications are not in a hurry: letting
+/// events gather for this long turns many small reads (each with its queries) into few
+/// large ones at low load; at high load a read returns a full batch anyway.
+const NOTIFY_READ_EVERY: Duration = Duration::from_millis(100);
 /// How long an entry stays with a consumer that took it and did not acknowledge it (it
 /// died, or the batch failed) before another consumer takes it over.
 const NOTIFY_RECLAIM_AFTER: Duration = Duration::from_secs(30);
@@ -238,6 +242,10 @@ pub struct NewMessages {
     bus: chat_bus::Bus,
     consumer: String,
     last_reclaim: Instant,
+    last_read: Instant,
+    /// Whether the group is known to exist: checked at start and after any failed read
+    /// (a restarted Redis has lost it).
+    group_ready: bool,
 }
 
 /// The stream entries of one batch, to acknowledge once handled.
@@ -248,7 +256,7 @@ impl ChatService {
     pub async fn new_messages(&self, consumer: String) -> Result<NewMessages, ServiceError> {
         // Its own connection: a blocking read holds it.
         let bus = self.bus.dedicated_reader().map_err(|_| ServiceError::Unavailable)?;
-        Ok(NewMessages { bus, consumer, last_reclaim: Instant::now() })
+        Ok(NewMessages { bus, consumer, last_reclaim: Instant::now(), last_read: Instant::now(), group_ready: false })
     }
 }
 
@@ -260,13 +268,22 @@ impl NewMessages {
             tracing::debug!(error = %e, "bus unavailable");
             ServiceError::Unavailable
         };
-        self.bus.ensure_group(NOTIFY_GROUP).await.map_err(unavailable)?;
-        let entries = if self.last_reclaim.elapsed() >= NOTIFY_RECLAIM_AFTER {
+        tokio::time::sleep_until((self.last_read + NOTIFY_READ_EVERY).into()).await;
+        self.last_read = Instant::now();
+        if !self.group_ready {
+            self.bus.ensure_group(NOTIFY_GROUP).await.map_err(unavailable)?;
+            self.group_ready = true;
+        }
+        let read = if self.last_reclaim.elapsed() >= NOTIFY_RECLAIM_AFTER {
             self.last_reclaim = Instant::now();
-            self.bus.claim_idle(NOTIFY_GROUP, &self.consumer, NOTIFY_RECLAIM_AFTER, 256).await.map_err(unavailable)?
+            self.bus.claim_idle(NOTIFY_GROUP, &self.consumer, NOTIFY_RECLAIM_AFTER, 256).await
         } else {
-            self.bus.read_group(NOTIFY_GROUP, &self.consumer, 512, Duration::from_secs(1)).await.map_err(unavailable)?
+            self.bus.read_group(NOTIFY_GROUP, &self.consumer, 512, Duration::from_secs(1)).await
         };
+        let entries = read.map_err(|e| {
+            self.group_ready = false;
+            unavailable(e)
+        })?;
         let messages = entries
             .iter()
             .filter_map(|d| match &d.envelope.event.payload {

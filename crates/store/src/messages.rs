@@ -139,8 +139,9 @@ impl Store {
     ///   take: a participant removed concurrently cannot slip a message in;
     /// - **one message per `client_msg_id`**: a key already stored returns the stored
     ///   message ([`Inserted::Existing`]), and so does the second of two retries in one
-    ///   batch; if a concurrent batch commits the same key first, this batch is rolled
-    ///   back and run again, so no seq is ever skipped;
+    ///   batch; a stored key is found by the unique index (the insert skips its row), and
+    ///   the batch is then rolled back and run again with a lookup of its keys, so no seq
+    ///   is ever skipped;
     /// - mentions and attachments are written with their message, all or none.
     ///
     /// `events` gives the serialised bus events of each new message (by batch index);
@@ -150,25 +151,28 @@ impl Store {
         batch: &[NewMessage],
         events: impl Fn(usize, &Message) -> Vec<OutboxEvent>,
     ) -> Result<(Vec<Result<Inserted, InsertError>>, Outboxed), StoreError> {
-        // A concurrent batch can take a key between our check and our insert only once
-        // per key: the rerun finds it stored.
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            match self.try_insert_batch(batch, &events).await? {
+        // First optimistically, without looking the keys up: retries are rare, and the
+        // unique index finds them anyway. If the insert skipped a row (a retry, or a
+        // concurrent batch that took the key), everything is rolled back and run again
+        // with the lookup, which then finds the key stored.
+        let mut look_up_keys = false;
+        for _ in 0..5 {
+            match self.try_insert_batch(batch, &events, look_up_keys).await? {
                 Some(done) => return Ok(done),
-                None if attempts < 5 => continue,
-                None => return Err(StoreError::Conflict("client_msg_id raced repeatedly".into())),
+                None => look_up_keys = true,
             }
         }
+        Err(StoreError::Conflict("client_msg_id raced repeatedly".into()))
     }
 
-    /// One attempt of [`Store::insert_batch`]; `None` when a concurrent transaction
-    /// took one of the batch's `client_msg_id`s first (everything rolled back).
+    /// One attempt of [`Store::insert_batch`]; `None` when a `client_msg_id` of the
+    /// batch was already stored (not looked up, or committed by a concurrent transaction
+    /// after the lookup): everything is rolled back.
     async fn try_insert_batch(
         &self,
         batch: &[NewMessage],
         events: &impl Fn(usize, &Message) -> Vec<OutboxEvent>,
+        look_up_keys: bool,
     ) -> Result<Option<(Vec<Result<Inserted, InsertError>>, Outboxed)>, StoreError> {
         let mut tx = self.pool.begin().await?;
         let mut conversations: Vec<uuid::Uuid> = batch.iter().map(|m| m.conversation_id.as_uuid()).collect();
@@ -198,7 +202,7 @@ impl Store {
 
         let keyed: Vec<&NewMessage> = batch.iter().filter(|m| m.client_msg_id.is_some()).collect();
         let mut stored_keys: HashMap<(UserId, String), Message> = HashMap::new();
-        if !keyed.is_empty() {
+        if look_up_keys && !keyed.is_empty() {
             let senders: Vec<uuid::Uuid> = keyed.iter().map(|m| m.sender_id.as_uuid()).collect();
             let keys: Vec<&str> = keyed.iter().filter_map(|m| m.client_msg_id.as_deref()).collect();
             let rows = sqlx::query_as::<_, Message>(AssertSqlSafe(format!(
@@ -401,8 +405,8 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             if inserted.rows_affected() != created.len() as u64 {
-                // A concurrent transaction committed one of our keys after we looked:
-                // roll back (seqs included) and run again, when the lookup will find it.
+                // A key is stored already: roll back (seqs included) and run again with
+                // the lookup, which will find it.
                 tx.rollback().await?;
                 return Ok(None);
             }

@@ -5,51 +5,31 @@ use chat_domain::{ConversationId, MessageId, Pin, ReactionSummary, UserId};
 use crate::{commit_with_events, OutboxEvent, Outboxed, Store, StoreError};
 
 impl Store {
-    /// Adds a reaction; `false` when the user had already reacted with this emoji. The
-    /// events are written (to the outbox) only when something changed; so for the others.
-    pub async fn add_reaction(
+    /// Adds (`add`) or removes a reaction; `false` when there was nothing to do (already
+    /// reacted with this emoji, or no such reaction). The events are written (to the
+    /// outbox) only when something changed; so for pins.
+    pub async fn set_reaction(
         &self,
         message: MessageId,
         user: UserId,
         emoji: &str,
+        add: bool,
         events: impl FnOnce() -> Vec<OutboxEvent>,
     ) -> Result<(bool, Outboxed), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let done = sqlx::query(
+        let sql = if add {
             "WITH added AS (
                 INSERT INTO reactions (message_id, user_id, emoji) VALUES ($1, $2, $3)
                 ON CONFLICT DO NOTHING RETURNING message_id
              )
-             UPDATE messages SET reaction_count = reaction_count + 1 WHERE id IN (SELECT message_id FROM added)",
-        )
-        .bind(message)
-        .bind(user)
-        .bind(emoji)
-        .execute(&mut *tx)
-        .await?;
-        changed_with_events(tx, done.rows_affected() == 1, events).await
-    }
-
-    /// Removes a reaction; `false` when there was none.
-    pub async fn remove_reaction(
-        &self,
-        message: MessageId,
-        user: UserId,
-        emoji: &str,
-        events: impl FnOnce() -> Vec<OutboxEvent>,
-    ) -> Result<(bool, Outboxed), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let done = sqlx::query(
+             UPDATE messages SET reaction_count = reaction_count + 1 WHERE id IN (SELECT message_id FROM added)"
+        } else {
             "WITH removed AS (
                 DELETE FROM reactions WHERE message_id = $1 AND user_id = $2 AND emoji = $3 RETURNING message_id
              )
-             UPDATE messages SET reaction_count = reaction_count - 1 WHERE id IN (SELECT message_id FROM removed)",
-        )
-            .bind(message)
-            .bind(user)
-            .bind(emoji)
-            .execute(&mut *tx)
-            .await?;
+             UPDATE messages SET reaction_count = reaction_count - 1 WHERE id IN (SELECT message_id FROM removed)"
+        };
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(sql).bind(message).bind(user).bind(emoji).execute(&mut *tx).await?;
         changed_with_events(tx, done.rows_affected() == 1, events).await
     }
 
