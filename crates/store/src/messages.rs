@@ -178,14 +178,16 @@ impl Store {
         let mut conversations: Vec<uuid::Uuid> = batch.iter().map(|m| m.conversation_id.as_uuid()).collect();
         conversations.sort_unstable();
         conversations.dedup();
-        // Locks in id order; `now()` is the transaction's time, every message's created_at.
-        let locked: Vec<(ConversationId, DateTime<Utc>)> =
-            sqlx::query_as("SELECT id, now() FROM conversations WHERE id = ANY($1) ORDER BY id FOR UPDATE")
-                .bind(&conversations)
-                .fetch_all(&mut *tx)
-                .await?;
-        let now = locked.first().map(|(_, t)| *t).unwrap_or_else(Utc::now);
-        let locked: HashSet<ConversationId> = locked.into_iter().map(|(c, _)| c).collect();
+        // Locks in id order. Under the lock `last_seq` cannot move, so the seqs can be
+        // computed here; `now()` is the transaction's time, every message's created_at.
+        let locked: Vec<(ConversationId, i64, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT id, last_seq, now() FROM conversations WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+        )
+        .bind(&conversations)
+        .fetch_all(&mut *tx)
+        .await?;
+        let now = locked.first().map(|(_, _, t)| *t).unwrap_or_else(Utc::now);
+        let last_seqs: HashMap<ConversationId, i64> = locked.into_iter().map(|(c, s, _)| (c, s)).collect();
 
         let (conv_col, sender_col): (Vec<uuid::Uuid>, Vec<uuid::Uuid>) =
             batch.iter().map(|m| (m.conversation_id.as_uuid(), m.sender_id.as_uuid())).unzip();
@@ -273,7 +275,7 @@ impl Store {
         let mut first_of_key: HashMap<(UserId, &str), usize> = HashMap::new();
         let mut per_conversation: HashMap<ConversationId, i64> = HashMap::new();
         for (i, new) in batch.iter().enumerate() {
-            let outcome = if !locked.contains(&new.conversation_id)
+            let outcome = if !last_seqs.contains_key(&new.conversation_id)
                 || !members.contains(&(new.conversation_id, new.sender_id))
             {
                 Outcome::Failed(InsertError::ConversationNotFound)
@@ -311,25 +313,9 @@ impl Store {
             outcomes.push(outcome);
         }
 
-        // One seq allocation per conversation.
-        let mut next_seq: HashMap<ConversationId, i64> = HashMap::new();
-        if !per_conversation.is_empty() {
-            let (ids, counts): (Vec<uuid::Uuid>, Vec<i64>) =
-                per_conversation.iter().map(|(c, n)| (c.as_uuid(), *n)).unzip();
-            let tops: Vec<(ConversationId, i64)> = sqlx::query_as(
-                "UPDATE conversations c SET last_seq = c.last_seq + x.n, last_message_at = now()
-                   FROM UNNEST($1::uuid[], $2::bigint[]) AS x(id, n)
-                  WHERE c.id = x.id
-                  RETURNING c.id, c.last_seq",
-            )
-            .bind(&ids)
-            .bind(&counts)
-            .fetch_all(&mut *tx)
-            .await?;
-            for (c, top) in tops {
-                next_seq.insert(c, top - per_conversation[&c] + 1);
-            }
-        }
+        // Each conversation's messages take the numbers after its `last_seq`, in batch order.
+        let mut next_seq: HashMap<ConversationId, i64> =
+            per_conversation.keys().map(|c| (*c, last_seqs[c] + 1)).collect();
 
         // The new messages, as committed.
         let mut created: Vec<(usize, Message)> = Vec::new();
@@ -370,6 +356,8 @@ impl Store {
             *seq += 1;
         }
 
+        let serialised: Vec<OutboxEvent> = created.iter().flat_map(|(i, m)| events(*i, m)).collect();
+        let mut outboxed = Outboxed::default();
         if !created.is_empty() {
             let ms = || created.iter().map(|(_, m)| m);
             let ids: Vec<uuid::Uuid> = ms().map(|m| m.id.as_uuid()).collect();
@@ -382,14 +370,32 @@ impl Store {
             let reply_tos: Vec<Option<uuid::Uuid>> = ms().map(|m| m.reply_to.map(|r| r.as_uuid())).collect();
             let with_mentions: Vec<bool> = ms().map(|m| !m.mentions.is_empty()).collect();
             let with_files: Vec<bool> = ms().map(|m| !m.attachments.is_empty()).collect();
-            let inserted = sqlx::query(
-                "INSERT INTO messages (id, conversation_id, seq, sender_id, kind, text, client_msg_id, reply_to,
-                                       created_at, has_mentions, has_attachments)
-                 SELECT id, conversation_id, seq, sender_id, kind, text, client_msg_id, reply_to, $11, m, a
-                   FROM UNNEST($1::uuid[], $2::uuid[], $3::bigint[], $4::uuid[], $5::text[], $6::text[], $7::text[],
-                               $8::uuid[], $9::bool[], $10::bool[])
-                        AS x(id, conversation_id, seq, sender_id, kind, text, client_msg_id, reply_to, m, a)
-                 ON CONFLICT (sender_id, client_msg_id) DO NOTHING",
+            let (tops, top_seqs): (Vec<uuid::Uuid>, Vec<i64>) =
+                next_seq.iter().map(|(c, next)| (c.as_uuid(), next - 1)).unzip();
+            let event_convs: Vec<uuid::Uuid> = serialised.iter().map(|e| e.conversation_id.as_uuid()).collect();
+            let event_bodies: Vec<&str> = serialised.iter().map(|e| e.body.as_str()).collect();
+            // One round trip for the seqs, the rows and the outbox row. Each part only
+            // writes (no part reads another's rows), so the single snapshot is no issue.
+            let (inserted, outbox_id): (i64, Option<i64>) = sqlx::query_as(
+                "WITH seqs AS (
+                     UPDATE conversations c SET last_seq = x.top, last_message_at = $11
+                       FROM UNNEST($12::uuid[], $13::bigint[]) AS x(id, top)
+                      WHERE c.id = x.id
+                 ), rows AS (
+                     INSERT INTO messages (id, conversation_id, seq, sender_id, kind, text, client_msg_id, reply_to,
+                                           created_at, has_mentions, has_attachments)
+                     SELECT id, conversation_id, seq, sender_id, kind, text, client_msg_id, reply_to, $11, m, a
+                       FROM UNNEST($1::uuid[], $2::uuid[], $3::bigint[], $4::uuid[], $5::text[], $6::text[],
+                                   $7::text[], $8::uuid[], $9::bool[], $10::bool[])
+                            AS x(id, conversation_id, seq, sender_id, kind, text, client_msg_id, reply_to, m, a)
+                     ON CONFLICT (sender_id, client_msg_id) DO NOTHING
+                     RETURNING 1
+                 ), outbox AS (
+                     INSERT INTO event_outbox (conversations, events)
+                     SELECT $14, $15 WHERE cardinality($15::text[]) > 0
+                     RETURNING id
+                 )
+                 SELECT (SELECT count(*) FROM rows), (SELECT id FROM outbox)",
             )
             .bind(&ids)
             .bind(&convs)
@@ -402,9 +408,13 @@ impl Store {
             .bind(&with_mentions)
             .bind(&with_files)
             .bind(now)
-            .execute(&mut *tx)
+            .bind(&tops)
+            .bind(&top_seqs)
+            .bind(&event_convs)
+            .bind(&event_bodies)
+            .fetch_one(&mut *tx)
             .await?;
-            if inserted.rows_affected() != created.len() as u64 {
+            if inserted != created.len() as i64 {
                 // A key is stored already: roll back (seqs included) and run again with
                 // the lookup, which will find it.
                 tx.rollback().await?;
@@ -448,9 +458,8 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             }
+            outboxed = Outboxed { id: outbox_id, events: serialised };
         }
-        let serialised: Vec<OutboxEvent> = created.iter().flat_map(|(i, m)| events(*i, m)).collect();
-        let outboxed = crate::outbox::write(&mut tx, serialised).await?;
         tx.commit().await?;
 
         let mut created: HashMap<usize, Message> = created.into_iter().collect();
