@@ -4,7 +4,7 @@
 //! Every write puts its events in an `event_outbox` row of its own transaction, then
 //! hands the row to this process's [`Publisher`]. One task publishes what is handed over
 //! in pipelined XADDs (all rows waiting at that moment in one round trip, in hand-over
-//! order) and deletes the rows it published. A row that stays (the process died between
+//! order) and deletes the rows it published, together, every [`FORGET_AFTER`]. A row that stays (the process died between
 //! commit and publish, Redis was down, the hand-over queue was full) is claimed after
 //! [`STALE_AFTER`] by the relay task that every process runs, and published then. An
 //! event can thus reach the bus twice, never zero times: readers drop repeats by
@@ -33,6 +33,10 @@ const RELAY_BATCH: i64 = 200;
 const QUEUE: usize = 8192;
 /// Most rows in one pipelined publish.
 const MOST_ROWS_PER_PUBLISH: usize = 512;
+/// Published rows are deleted together, this long after the first of them was published
+/// (well before a relay would take them), or once this many wait.
+const FORGET_AFTER: Duration = Duration::from_millis(100);
+const MOST_ROWS_PER_FORGET: usize = 4096;
 
 /// The publishing half of the outbox, for one process.
 #[derive(Clone)]
@@ -63,8 +67,39 @@ impl Publisher {
 
 async fn publish_loop(mut rx: mpsc::Receiver<Outboxed>, store: Store, bus: Bus, stats: Arc<Stats>) {
     let mut rows = Vec::new();
-    while rx.recv_many(&mut rows, MOST_ROWS_PER_PUBLISH).await > 0 {
-        publish_rows(&store, &bus, &stats, std::mem::take(&mut rows)).await;
+    let mut published: Vec<i64> = Vec::new();
+    let mut forget_at: Option<tokio::time::Instant> = None;
+    loop {
+        tokio::select! {
+            n = rx.recv_many(&mut rows, MOST_ROWS_PER_PUBLISH) => {
+                if n == 0 {
+                    break;
+                }
+                let batch = std::mem::take(&mut rows);
+                let ids: Vec<i64> = batch.iter().filter_map(|r| r.id).collect();
+                if publish_rows(&bus, &stats, &batch).await && !ids.is_empty() {
+                    published.extend(ids);
+                    forget_at.get_or_insert_with(|| tokio::time::Instant::now() + FORGET_AFTER);
+                }
+            }
+            _ = tokio::time::sleep_until(forget_at.unwrap_or_else(tokio::time::Instant::now)), if forget_at.is_some() => {
+                forget(&store, std::mem::take(&mut published)).await;
+                forget_at = None;
+            }
+        }
+        if published.len() >= MOST_ROWS_PER_FORGET {
+            forget(&store, std::mem::take(&mut published)).await;
+            forget_at = None;
+        }
+    }
+    forget(&store, published).await;
+}
+
+/// Deletes outbox rows whose events were published.
+async fn forget(store: &Store, ids: Vec<i64>) {
+    if let Err(e) = store.outbox_done(&ids).await {
+        // Still listed: the relay publishes them again and readers drop the repeats.
+        tracing::warn!(error = %e, rows = ids.len(), "published outbox rows not deleted");
     }
 }
 
@@ -87,16 +122,21 @@ async fn relay_loop(store: Store, bus: Bus, stats: Arc<Stats>) {
                 stats.events_relayed.fetch_add(rows.iter().map(|r| r.events.len() as u64).sum(), Ordering::Relaxed);
                 tracing::info!(rows = rows.len(), "outbox relay: publishing events their writer did not");
             }
-            if !publish_rows(&store, &bus, &stats, rows).await || !full {
+            let ids: Vec<i64> = rows.iter().filter_map(|r| r.id).collect();
+            if !publish_rows(&bus, &stats, &rows).await {
+                break;
+            }
+            forget(&store, ids).await;
+            if !full {
                 break;
             }
         }
     }
 }
 
-/// Publishes the rows' events in one pipeline and forgets the rows; `false` if Redis
-/// refused (the rows stay for the relay).
-async fn publish_rows(store: &Store, bus: &Bus, stats: &Stats, rows: Vec<Outboxed>) -> bool {
+/// Publishes the rows' events in one pipeline; `false` if Redis refused (the rows stay
+/// for the relay).
+async fn publish_rows(bus: &Bus, stats: &Stats, rows: &[Outboxed]) -> bool {
     if rows.is_empty() {
         return true;
     }
@@ -105,12 +145,6 @@ async fn publish_rows(store: &Store, bus: &Bus, stats: &Stats, rows: Vec<Outboxe
     match bus.publish_serialised(&events).await {
         Ok(()) => {
             stats.events_published.fetch_add(events.len() as u64, Ordering::Relaxed);
-            let ids: Vec<i64> = rows.iter().filter_map(|r| r.id).collect();
-            if let Err(e) = store.outbox_done(&ids).await {
-                // Published but still listed: the relay publishes them again and readers
-                // drop the repeats.
-                tracing::warn!(error = %e, "published outbox rows not deleted");
-            }
             true
         }
         Err(e) => {
