@@ -129,10 +129,7 @@ impl ChatService {
     /// Publishes an event that is not stored (typing, presence) directly. Failures are
     /// logged and counted: such events are not worth a retry.
     async fn publish_now(&self, conversation: ConversationId, actor: Option<UserId>, payload: EventPayload) {
-        let mut envelope = Envelope::new(Event::new(conversation, actor, payload));
-        if let Some(tp) = chat_telemetry::current_traceparent() {
-            envelope.trace.insert("traceparent".into(), tp);
-        }
+        let envelope = envelope(conversation, actor, payload, chat_telemetry::current_traceparent());
         match self.bus.publish(&envelope).await {
             Ok(_) => {
                 self.stats.events_published.fetch_add(1, Ordering::Relaxed);
@@ -154,6 +151,20 @@ impl ChatService {
     }
 }
 
+/// The bus envelope of an event, carrying the trace of the change that caused it.
+fn envelope(
+    conversation: ConversationId,
+    actor: Option<UserId>,
+    payload: EventPayload,
+    traceparent: Option<String>,
+) -> Envelope {
+    let mut envelope = Envelope::new(Event::new(conversation, actor, payload));
+    if let Some(tp) = traceparent {
+        envelope.trace.insert("traceparent".into(), tp);
+    }
+    envelope
+}
+
 /// Serialises the bus envelope of an event for the outbox.
 pub(crate) fn envelope_of(
     conversation: ConversationId,
@@ -161,11 +172,8 @@ pub(crate) fn envelope_of(
     payload: EventPayload,
     traceparent: Option<String>,
 ) -> OutboxEvent {
-    let mut envelope = Envelope::new(Event::new(conversation, actor, payload));
-    if let Some(tp) = traceparent {
-        envelope.trace.insert("traceparent".into(), tp);
-    }
-    // An envelope is plain data: serialising it cannot fail.
+    let envelope = envelope(conversation, actor, payload, traceparent);
+    // An envelope is plain data (string keys, no floats): serialising it cannot fail.
     let body = serde_json::to_string(&envelope).expect("envelopes serialise");
     OutboxEvent { conversation_id: conversation, body }
 }
