@@ -11,8 +11,9 @@
 //!
 //! When a read fails (Redis restarting, network), the task keeps its positions, retries
 //! with backoff, and once reads work again asks every connection to resync against
-//! PostgreSQL: events published while Redis was away are lost to the streams, but the
-//! messages are in PostgreSQL, and gap-filling by seq recovers them.
+//! PostgreSQL: a restarted Redis has lost its streams (and what was in them), so the
+//! messages are sent from PostgreSQL at once; events committed during the outage were
+//! kept in the outbox and arrive when the relay publishes them.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;

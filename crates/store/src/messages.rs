@@ -13,7 +13,7 @@ use crate::{Store, StoreError};
 const MESSAGE_COLUMNS: &str = "id, conversation_id, seq, sender_id, kind, text, client_msg_id, reply_to, \
                                created_at, edited_at, deleted_at, moderation";
 
-/// A message to insert; its seq is assigned by [`Store::insert_message`].
+/// A message to insert; its seq is assigned by [`Store::insert_batch`].
 #[derive(Debug, Clone)]
 pub struct NewMessage {
     pub id: MessageId,
