@@ -125,3 +125,41 @@ async fn restarting_redis_loses_and_duplicates_nothing() {
         assert_eq!(seen, (1..=last).collect::<Vec<_>>(), "{name} missed or repeated messages");
     }
 }
+
+#[tokio::test]
+async fn a_removal_whose_event_redis_lost_takes_effect_at_the_resync() {
+    let mut redis = RedisServer::start().await.expect("redis");
+    let app = TestApp::spawn_with(|s| s.redis_url = redis.url()).await.expect("app");
+    let gateway = Gateway::spawn("g", &app.settings, &[]).await.expect("gateway");
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let cid = app.group(&alice, &[&bob]).await;
+    let mut everything = WsClient::connect(&gateway.url("/ws"), &bob.token).await.expect("bob /ws");
+    let mut one = WsClient::connect(&gateway.url(&format!("/ws/chat/{cid}/")), &bob.token).await.expect("bob one");
+
+    // Bob is removed, and no `participant.left` reaches the gateway: as when it was in
+    // the streams a restarting Redis lost.
+    sqlx::query("DELETE FROM participants WHERE conversation_id = $1 AND user_id = $2")
+        .bind(cid)
+        .bind(bob.id)
+        .execute(app.service.store().pool())
+        .await
+        .expect("remove");
+    redis.restart(Duration::from_millis(500)).await.expect("redis back");
+
+    // The resync after the outage finds that Bob left: the one-conversation socket closes.
+    match one.closed(Duration::from_secs(15)).await.expect("closed") {
+        chat_tests::fleet::Closed::Code(code, _) => assert_eq!(code, 4003),
+        other => panic!("closed without 4003: {other:?}"),
+    }
+    // And `/ws` no longer delivers the conversation.
+    app.send(&alice, cid, "after bob left").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while tokio::time::Instant::now() < deadline {
+        match everything.next(Duration::from_millis(300)).await {
+            Ok(frame) => assert_ne!(frame["type"], "message.created", "a removed member got {frame}"),
+            Err(e) if e.to_string().contains("timed out") => {}
+            Err(e) => panic!("socket failed: {e}"),
+        }
+    }
+}

@@ -62,6 +62,21 @@ impl Envelope {
     }
 }
 
+/// See [`Bus::reconnections`].
+pub struct Reconnections(tokio::sync::broadcast::Receiver<fred::types::config::Server>);
+
+impl Reconnections {
+    /// Waits for the next reconnection (forever once the client is gone).
+    pub async fn next(&mut self) {
+        loop {
+            match self.0.recv().await {
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
+            }
+        }
+    }
+}
+
 /// An envelope read back from a shard, with its position.
 #[derive(Clone, Debug)]
 pub struct Delivery {
@@ -113,6 +128,14 @@ impl Bus {
             .await
             .map_err(|_| BusError::Redis(fred::error::Error::new(fred::error::ErrorKind::Timeout, "connect")))??;
         Ok(())
+    }
+
+    /// Tells each time this bus's connection comes (back) up after it was lost: a Redis
+    /// that restarted has lost its streams, and what they held must be read from
+    /// PostgreSQL. (fred retries a command across a reconnection, so a blocking read may
+    /// never fail during a quick restart.)
+    pub fn reconnections(&self) -> Reconnections {
+        Reconnections(self.client.reconnect_rx())
     }
 
     /// Is Redis answering?

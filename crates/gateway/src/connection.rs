@@ -444,12 +444,20 @@ impl Connection {
     }
 
     /// After a bus outage: compare each conversation's newest seq with what was sent and
-    /// send what is missing.
+    /// send what is missing, and stop receiving the conversations the user is no longer
+    /// in (their `participant.left` may have been in the streams Redis lost).
     async fn resync(&mut self) -> Result<(), Exit> {
         let positions = match self.state.service.positions(&self.caller).await {
             Ok(p) => p,
             Err(_) => return Ok(()),
         };
+        let current: std::collections::HashSet<ConversationId> = positions.iter().map(|(c, _)| *c).collect();
+        self.sent.retain(|c, _| current.contains(c));
+        if let Scope::One(c) = self.scope
+            && !current.contains(&c)
+        {
+            return Err(Exit::Close(close::FORBIDDEN, "no longer a participant".into()));
+        }
         for (c, newest) in positions {
             if let Some(Some(last)) = self.sent.get(&c).copied()
                 && newest > last {

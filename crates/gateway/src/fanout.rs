@@ -9,8 +9,9 @@
 //! by seq, every other event here by envelope id, against the ids of the last
 //! [`RECENT_IDS`] such events.
 //!
-//! When a read fails (Redis restarting, network), the task keeps its positions, retries
-//! with backoff, and once reads work again asks every connection to resync against
+//! When a read fails (Redis restarting, network), or the connection to Redis is
+//! re-established (a quick restart may fail no read), the task keeps its positions,
+//! retries with backoff, and once reads work again asks every connection to resync against
 //! PostgreSQL: a restarted Redis has lost its streams (and what was in them), so the
 //! messages are sent from PostgreSQL at once; events committed during the outage were
 //! kept in the outbox and arrive when the relay publishes them.
@@ -67,11 +68,18 @@ pub async fn run(bus: Bus, hub: Arc<Hub>, mut shutdown: watch::Receiver<bool>) {
         }
     };
     let mut seen = RecentIds::default();
+    // From now on: a reconnection after this point means Redis may have lost its streams.
+    let mut reconnected = bus.reconnections();
     let mut failing = false;
     let mut backoff = Duration::from_millis(100);
     loop {
         let read = tokio::select! {
             r = bus.read(&positions, 1024, Some(Duration::from_millis(1000))) => r,
+            _ = reconnected.next() => {
+                tracing::info!("bus connection re-established; resyncing connections from PostgreSQL");
+                hub.broadcast(Outbound::Resync);
+                continue;
+            }
             _ = shutdown.changed() => return,
         };
         match read {
