@@ -3,15 +3,15 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::{Context, bail};
 use chat_service::ServiceSettings;
 use futures::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
+use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 /// A workspace binary, built by `ops/test` (`cargo build --bins`) next to the test
@@ -19,10 +19,16 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 pub fn binary(name: &str) -> anyhow::Result<std::path::PathBuf> {
     let exe = std::env::current_exe()?;
     // target/debug/deps/<test> → target/debug/<name>
-    let dir = exe.parent().and_then(|d| d.parent()).context("test executable has no target dir")?;
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .context("test executable has no target dir")?;
     let path = dir.join(name);
     if !path.exists() {
-        bail!("{} is missing: build the binaries first (`cargo build --bins`; ./ops/test does)", path.display());
+        bail!(
+            "{} is missing: build the binaries first (`cargo build --bins`; ./ops/test does)",
+            path.display()
+        );
     }
     Ok(path)
 }
@@ -42,7 +48,11 @@ pub struct Gateway {
 
 impl Gateway {
     /// Starts a gateway on the given service settings; waits until it answers.
-    pub async fn spawn(name: &str, settings: &ServiceSettings, extra_env: &[(&str, &str)]) -> anyhow::Result<Self> {
+    pub async fn spawn(
+        name: &str,
+        settings: &ServiceSettings,
+        extra_env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let port = free_port()?;
         let addr = format!("127.0.0.1:{port}");
         let mut cmd = Command::new(binary("chat-gateway")?);
@@ -54,7 +64,10 @@ impl Gateway {
             .env("REDIS_URL", &settings.redis_url)
             .env("CHAT_REDIS_PREFIX", &settings.redis_prefix)
             .env("CHAT_BUS_SHARDS", settings.bus_shards.to_string())
-            .env("CHAT_BUS_STREAM_MAXLEN", settings.bus_stream_maxlen.to_string())
+            .env(
+                "CHAT_BUS_STREAM_MAXLEN",
+                settings.bus_stream_maxlen.to_string(),
+            )
             .env("CHAT_JWT_SECRET", &settings.jwt_secret)
             .env("CHAT_STORAGE_DIR", &settings.storage.storage_dir)
             .env("CHAT_SHUTDOWN_GRACE_SECS", "3")
@@ -67,7 +80,11 @@ impl Gateway {
             cmd.env(k, v);
         }
         let child = cmd.spawn().context("starting chat-gateway")?;
-        let gateway = Self { addr, name: name.to_owned(), child };
+        let gateway = Self {
+            addr,
+            name: name.to_owned(),
+            child,
+        };
         for _ in 0..200 {
             if TcpStream::connect(&gateway.addr).await.is_ok() {
                 return Ok(gateway);
@@ -95,7 +112,11 @@ impl Gateway {
     /// SIGTERM: the gateway drains; waits for it to exit.
     pub async fn terminate(&mut self) -> anyhow::Result<std::process::ExitStatus> {
         let pid = self.child.id().context("already exited")?;
-        Command::new("kill").arg("-TERM").arg(pid.to_string()).status().await?;
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status()
+            .await?;
         Ok(tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await??)
     }
 }
@@ -120,9 +141,10 @@ impl WsClient {
     /// Connects with a bearer token; returns the HTTP status if the upgrade is refused.
     pub async fn connect(url: &str, token: &str) -> Result<Self, u16> {
         let mut request = url.into_client_request().map_err(|_| 0u16)?;
-        request
-            .headers_mut()
-            .insert("authorization", format!("Bearer {token}").parse().map_err(|_| 0u16)?);
+        request.headers_mut().insert(
+            "authorization",
+            format!("Bearer {token}").parse().map_err(|_| 0u16)?,
+        );
         Self::connect_request(request).await
     }
 
@@ -131,8 +153,14 @@ impl WsClient {
     ) -> Result<Self, u16> {
         match tokio_tungstenite::connect_async(request).await {
             Ok((socket, _)) => {
-                let mut client = Self { socket, hello: Value::Null };
-                let hello = client.next(Duration::from_secs(5)).await.map_err(|_| 1u16)?;
+                let mut client = Self {
+                    socket,
+                    hello: Value::Null,
+                };
+                let hello = client
+                    .next(Duration::from_secs(5))
+                    .await
+                    .map_err(|_| 1u16)?;
                 if hello["type"] != "hello" {
                     return Err(2);
                 }
@@ -145,10 +173,16 @@ impl WsClient {
     }
 
     pub async fn send(&mut self, frame: Value) {
-        self.socket.send(Message::text(frame.to_string())).await.expect("send frame");
+        self.socket
+            .send(Message::text(frame.to_string()))
+            .await
+            .expect("send frame");
     }
 
-    pub async fn send_raw(&mut self, message: Message) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+    pub async fn send_raw(
+        &mut self,
+        message: Message,
+    ) -> Result<(), tokio_tungstenite::tungstenite::Error> {
         self.socket.send(message).await
     }
 
@@ -188,7 +222,10 @@ impl WsClient {
         let mut out = Vec::new();
         while out.len() < n {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let frame = self.next(left).await.with_context(|| format!("after {} of {n} messages", out.len()))?;
+            let frame = self
+                .next(left)
+                .await
+                .with_context(|| format!("after {} of {n} messages", out.len()))?;
             if frame["type"] == "message.created" {
                 out.push(frame);
             }
@@ -200,9 +237,12 @@ impl WsClient {
     pub async fn closed(&mut self, timeout: Duration) -> anyhow::Result<Closed> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            match tokio::time::timeout_at(deadline, self.socket.next()).await.context("not closed in time")? {
+            match tokio::time::timeout_at(deadline, self.socket.next())
+                .await
+                .context("not closed in time")?
+            {
                 Some(Ok(Message::Close(Some(CloseFrame { code, reason })))) => {
-                    return Ok(Closed::Code(u16::from(code), reason.to_string()))
+                    return Ok(Closed::Code(u16::from(code), reason.to_string()));
                 }
                 Some(Err(e)) => {
                     eprintln!("socket error while waiting for close: {e}");
@@ -230,7 +270,10 @@ impl WsClient {
 
 /// The seqs of some `message.created` events.
 pub fn seqs(events: &[Value]) -> Vec<i64> {
-    events.iter().map(|e| e["data"]["message"]["seq"].as_i64().unwrap_or(-1)).collect()
+    events
+        .iter()
+        .map(|e| e["data"]["message"]["seq"].as_i64().unwrap_or(-1))
+        .collect()
 }
 
 /// A private `redis-server` process, for tests that restart Redis.
@@ -241,7 +284,10 @@ pub struct RedisServer {
 
 impl RedisServer {
     pub async fn start() -> anyhow::Result<Self> {
-        let mut server = Self { port: free_port()?, child: None };
+        let mut server = Self {
+            port: free_port()?,
+            child: None,
+        };
         server.launch().await?;
         Ok(server)
     }
@@ -252,7 +298,16 @@ impl RedisServer {
 
     async fn launch(&mut self) -> anyhow::Result<()> {
         let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string(), "--save", "", "--appendonly", "no"])
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                &self.port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -290,7 +345,10 @@ impl Worker {
         Self::spawn_with(settings, &[]).await
     }
 
-    pub async fn spawn_with(settings: &ServiceSettings, extra_env: &[(&str, &str)]) -> anyhow::Result<Self> {
+    pub async fn spawn_with(
+        settings: &ServiceSettings,
+        extra_env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let mut cmd = Command::new(binary("chat-worker")?);
         cmd.arg("serve")
             .env("DATABASE_URL", &settings.database_url)
@@ -312,7 +370,9 @@ impl Worker {
         for (k, v) in extra_env {
             cmd.env(k, v);
         }
-        Ok(Self { child: cmd.spawn().context("starting chat-worker")? })
+        Ok(Self {
+            child: cmd.spawn().context("starting chat-worker")?,
+        })
     }
 
     /// SIGKILL.
@@ -324,7 +384,10 @@ impl Worker {
     /// Peak resident memory so far, in KiB (`VmHWM`).
     pub fn peak_rss_kib(&self) -> Option<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()?)).ok()?;
-        status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
     }
 }
 

@@ -10,11 +10,11 @@ pub mod fleet;
 
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::{Context, bail};
 use chat_bus::{Bus, BusConfig, Delivery};
 use chat_service::{ChatService, ServiceSettings};
 use reqwest::{Method, StatusCode};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use sqlx::postgres::PgConnection;
 use sqlx::{AssertSqlSafe, Connection};
@@ -24,7 +24,8 @@ use uuid::Uuid;
 pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123";
 
 fn env(name: &str) -> anyhow::Result<String> {
-    std::env::var(name).with_context(|| format!("{name} is not set: run the tests through ./ops/test"))
+    std::env::var(name)
+        .with_context(|| format!("{name} is not set: run the tests through ./ops/test"))
 }
 
 fn with_database(admin_url: &str, db: &str) -> String {
@@ -46,39 +47,62 @@ fn template_name() -> String {
         hash.update(std::fs::read(&f).unwrap_or_default());
     }
     let digest = hash.finalize();
-    format!("chat_tpl_{}", digest.iter().take(6).map(|b| format!("{b:02x}")).collect::<String>())
+    format!(
+        "chat_tpl_{}",
+        digest
+            .iter()
+            .take(6)
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    )
 }
 
 /// Creates a fresh database migrated to the current schema; returns its URL.
 pub async fn fresh_database() -> anyhow::Result<String> {
     let admin_url = env("TEST_DATABASE_URL")?;
     let template = template_name();
-    let mut admin = PgConnection::connect(&admin_url).await.context("connecting to TEST_DATABASE_URL")?;
-    sqlx::query("SELECT pg_advisory_lock(7431)").execute(&mut admin).await?;
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-        .bind(&template)
-        .fetch_one(&mut admin)
+    let mut admin = PgConnection::connect(&admin_url)
+        .await
+        .context("connecting to TEST_DATABASE_URL")?;
+    sqlx::query("SELECT pg_advisory_lock(7431)")
+        .execute(&mut admin)
         .await?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&template)
+            .fetch_one(&mut admin)
+            .await?;
     if !exists {
         let building = format!("{template}_building");
-        sqlx::query(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {building}"))).execute(&mut admin).await?;
-        sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {building}"))).execute(&mut admin).await?;
+        sqlx::query(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {building}")))
+            .execute(&mut admin)
+            .await?;
+        sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {building}")))
+            .execute(&mut admin)
+            .await?;
         {
-            let store = chat_service::settings::migrate_only(&with_database(&admin_url, &building))?;
+            let store =
+                chat_service::settings::migrate_only(&with_database(&admin_url, &building))?;
             store.migrate().await?;
             store.pool().close().await;
         }
-        sqlx::query(AssertSqlSafe(format!("ALTER DATABASE {building} RENAME TO {template}")))
-            .execute(&mut admin)
-            .await?;
+        sqlx::query(AssertSqlSafe(format!(
+            "ALTER DATABASE {building} RENAME TO {template}"
+        )))
+        .execute(&mut admin)
+        .await?;
     }
-    sqlx::query("SELECT pg_advisory_unlock(7431)").execute(&mut admin).await?;
+    sqlx::query("SELECT pg_advisory_unlock(7431)")
+        .execute(&mut admin)
+        .await?;
     let name = format!("t_{}", Uuid::new_v4().simple());
     let mut attempts = 0;
     loop {
-        match sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name} TEMPLATE {template}")))
-            .execute(&mut admin)
-            .await
+        match sqlx::query(AssertSqlSafe(format!(
+            "CREATE DATABASE {name} TEMPLATE {template}"
+        )))
+        .execute(&mut admin)
+        .await
         {
             Ok(_) => break,
             // Concurrent clones of one template can collide briefly; try again.
@@ -110,7 +134,8 @@ pub async fn test_settings() -> anyhow::Result<ServiceSettings> {
         write_batch_max: 512,
         fault_exit_after_commit: false,
         storage: chat_storage::StorageSettings {
-            storage_dir: std::env::temp_dir().join(format!("chat-test-objects-{}", Uuid::new_v4().simple())),
+            storage_dir: std::env::temp_dir()
+                .join(format!("chat-test-objects-{}", Uuid::new_v4().simple())),
             s3_bucket: None,
             s3_endpoint: None,
             s3_region: "us-east-1".into(),
@@ -130,7 +155,11 @@ pub fn web_root() -> std::path::PathBuf {
 /// Web client settings serving the repository's built client (`web/dist`), connecting
 /// to these gateways.
 pub fn web_settings(gateways: Vec<String>) -> chat_api::web::WebSettings {
-    chat_api::web::WebSettings { web_dir: web_root().join("dist"), gateways, secure_cookies: false }
+    chat_api::web::WebSettings {
+        web_dir: web_root().join("dist"),
+        gateways,
+        secure_cookies: false,
+    }
 }
 
 /// Serves `chat-api` on a free port until `shutdown`; returns its base URL.
@@ -188,26 +217,48 @@ impl Answer {
         let body = if bytes.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
         };
-        Self { status, content_type, headers, body }
+        Self {
+            status,
+            content_type,
+            headers,
+            body,
+        }
     }
 
     /// Asserts a problem+json error with this status; returns its code.
     pub fn problem(&self, status: u16) -> String {
-        assert_eq!(self.status.as_u16(), status, "expected {status}, got {} {}", self.status, self.body);
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "expected {status}, got {} {}",
+            self.status,
+            self.body
+        );
         assert!(
             self.content_type.starts_with("application/problem+json"),
             "expected problem+json, got {:?}: {}",
             self.content_type,
             self.body
         );
-        assert_eq!(self.body["status"], status, "problem status field: {}", self.body);
+        assert_eq!(
+            self.body["status"], status,
+            "problem status field: {}",
+            self.body
+        );
         self.body["code"].as_str().unwrap_or_default().to_owned()
     }
 
     pub fn ok(&self, status: u16) -> &Value {
-        assert_eq!(self.status.as_u16(), status, "expected {status}, got {} {}", self.status, self.body);
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "expected {status}, got {} {}",
+            self.status,
+            self.body
+        );
         &self.body
     }
 }
@@ -223,8 +274,17 @@ impl TestApp {
         adjust(&mut settings);
         let service = settings.build()?;
         let (tx, rx) = oneshot::channel::<()>();
-        let base = serve_api(service.clone(), web_settings(Vec::new()), async { let _ = rx.await; }).await?;
-        Ok(Self { base, http: reqwest::Client::new(), service, settings, shutdown: Some(tx) })
+        let base = serve_api(service.clone(), web_settings(Vec::new()), async {
+            let _ = rx.await;
+        })
+        .await?;
+        Ok(Self {
+            base,
+            http: reqwest::Client::new(),
+            service,
+            settings,
+            shutdown: Some(tx),
+        })
     }
 
     /// Serves the API once more, on another port, with these web client settings (same
@@ -248,7 +308,13 @@ impl TestApp {
     }
 
     /// Sends a raw request; `body` is sent as JSON unless it is a string (sent verbatim).
-    pub async fn raw(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Answer {
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Answer {
         let mut req = self.http.request(method, format!("{}{}", self.base, path));
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -266,15 +332,18 @@ impl TestApp {
     }
 
     pub async fn post(&self, path: &str, user: &TestUser, body: Value) -> Answer {
-        self.raw(Method::POST, path, Some(&user.token), Some(body)).await
+        self.raw(Method::POST, path, Some(&user.token), Some(body))
+            .await
     }
 
     pub async fn patch(&self, path: &str, user: &TestUser, body: Value) -> Answer {
-        self.raw(Method::PATCH, path, Some(&user.token), Some(body)).await
+        self.raw(Method::PATCH, path, Some(&user.token), Some(body))
+            .await
     }
 
     pub async fn delete(&self, path: &str, user: &TestUser) -> Answer {
-        self.raw(Method::DELETE, path, Some(&user.token), None).await
+        self.raw(Method::DELETE, path, Some(&user.token), None)
+            .await
     }
 
     /// Registers and logs in a user whose name starts with `name`.
@@ -299,10 +368,19 @@ impl TestApp {
             .await;
         let body = login.ok(200);
         TestUser {
-            id: body["user_id"].as_str().and_then(|s| s.parse().ok()).expect("user_id"),
+            id: body["user_id"]
+                .as_str()
+                .and_then(|s| s.parse().ok())
+                .expect("user_id"),
             username,
-            token: body["access_token"].as_str().expect("access_token").to_owned(),
-            refresh_token: body["refresh_token"].as_str().expect("refresh_token").to_owned(),
+            token: body["access_token"]
+                .as_str()
+                .expect("access_token")
+                .to_owned(),
+            refresh_token: body["refresh_token"]
+                .as_str()
+                .expect("refresh_token")
+                .to_owned(),
         }
     }
 
@@ -316,22 +394,36 @@ impl TestApp {
                 json!({"name": "team", "is_group": true, "participants": ids}),
             )
             .await;
-        answer.ok(201)["id"].as_str().and_then(|s| s.parse().ok()).expect("conversation id")
+        answer.ok(201)["id"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .expect("conversation id")
     }
 
     /// Creates (or finds) the direct conversation of `a` and `b`.
     pub async fn direct(&self, a: &TestUser, b: &TestUser) -> Uuid {
         let answer = self
-            .post("/api/chat/conversations/", a, json!({"is_group": false, "participants": [b.id.to_string()]}))
+            .post(
+                "/api/chat/conversations/",
+                a,
+                json!({"is_group": false, "participants": [b.id.to_string()]}),
+            )
             .await;
         assert!(answer.status.is_success(), "{answer:?}");
-        answer.body["id"].as_str().and_then(|s| s.parse().ok()).expect("conversation id")
+        answer.body["id"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .expect("conversation id")
     }
 
     /// Sends a text message; returns the message JSON.
     pub async fn send(&self, user: &TestUser, conversation: Uuid, text: &str) -> Value {
         let answer = self
-            .post(&format!("/api/chat/conversations/{conversation}/messages/"), user, json!({"text": text}))
+            .post(
+                &format!("/api/chat/conversations/{conversation}/messages/"),
+                user,
+                json!({"text": text}),
+            )
             .await;
         answer.ok(201).clone()
     }
@@ -362,7 +454,10 @@ impl BusTail {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut seen = Vec::new();
         loop {
-            let batch = self.bus.read(&self.positions, 1000, Some(Duration::from_millis(200))).await?;
+            let batch = self
+                .bus
+                .read(&self.positions, 1000, Some(Duration::from_millis(200)))
+                .await?;
             for d in &batch {
                 if let Some(p) = self.positions.iter_mut().find(|(s, _)| *s == d.shard) {
                     p.1 = d.stream_id.clone();
@@ -373,7 +468,12 @@ impl BusTail {
                 return Ok(seen);
             }
             if tokio::time::Instant::now() > deadline {
-                bail!("timed out; events seen: {:?}", seen.iter().map(|d| d.envelope.event.payload.type_name()).collect::<Vec<_>>());
+                bail!(
+                    "timed out; events seen: {:?}",
+                    seen.iter()
+                        .map(|d| d.envelope.event.payload.type_name())
+                        .collect::<Vec<_>>()
+                );
             }
         }
     }
@@ -381,5 +481,8 @@ impl BusTail {
 
 /// The `type` names of some deliveries.
 pub fn types(deliveries: &[Delivery]) -> Vec<&'static str> {
-    deliveries.iter().map(|d| d.envelope.event.payload.type_name()).collect()
+    deliveries
+        .iter()
+        .map(|d| d.envelope.event.payload.type_name())
+        .collect()
 }

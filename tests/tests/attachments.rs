@@ -7,21 +7,38 @@ use std::time::Duration;
 
 use chat_tests::fleet::Worker;
 use chat_tests::{TestApp, TestUser};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use uuid::Uuid;
 
 fn png(w: u32, h: u32) -> Vec<u8> {
-    let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, 90]));
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, 90])
+    });
     let mut out = Cursor::new(Vec::new());
-    image::DynamicImage::ImageRgb8(img).write_to(&mut out, image::ImageFormat::Png).expect("png");
+    image::DynamicImage::ImageRgb8(img)
+        .write_to(&mut out, image::ImageFormat::Png)
+        .expect("png");
     out.into_inner()
 }
 
-async fn upload(app: &TestApp, user: &TestUser, cid: Uuid, name: &str, declared: &str, bytes: Vec<u8>) -> reqwest::Response {
-    let part = reqwest::multipart::Part::bytes(bytes).file_name(name.to_owned()).mime_str(declared).expect("mime");
+async fn upload(
+    app: &TestApp,
+    user: &TestUser,
+    cid: Uuid,
+    name: &str,
+    declared: &str,
+    bytes: Vec<u8>,
+) -> reqwest::Response {
+    let part = reqwest::multipart::Part::bytes(bytes)
+        .file_name(name.to_owned())
+        .mime_str(declared)
+        .expect("mime");
     let form = reqwest::multipart::Form::new().part("file", part);
     app.http
-        .post(format!("{}/api/chat/conversations/{cid}/attachments/", app.base))
+        .post(format!(
+            "{}/api/chat/conversations/{cid}/attachments/",
+            app.base
+        ))
         .bearer_auth(&user.token)
         .multipart(form)
         .send()
@@ -53,29 +70,50 @@ async fn an_image_is_processed_sent_and_downloaded_by_participants_only() {
     let image = png(640, 480);
 
     // Declared as something else: the type is sniffed from the bytes.
-    let resp = upload(&app, &alice, cid, "../../holiday.png", "application/x-lies", image.clone()).await;
+    let resp = upload(
+        &app,
+        &alice,
+        cid,
+        "../../holiday.png",
+        "application/x-lies",
+        image.clone(),
+    )
+    .await;
     assert_eq!(resp.status().as_u16(), 201);
     let created: Value = resp.json().await.expect("json");
     assert_eq!(created["state"], "pending");
-    assert_eq!(created["file_name"], "holiday.png", "path parts are dropped");
+    assert_eq!(
+        created["file_name"], "holiday.png",
+        "path parts are dropped"
+    );
     let id = created["id"].as_str().expect("id").to_owned();
 
     let ready = processed(&app, &alice, &id).await;
     assert_eq!(ready["state"], "ready");
     assert_eq!(ready["content_type"], "image/png");
     assert_eq!(ready["declared_type"], "application/x-lies");
-    assert_eq!((ready["width"].clone(), ready["height"].clone()), (json!(640), json!(480)));
+    assert_eq!(
+        (ready["width"].clone(), ready["height"].clone()),
+        (json!(640), json!(480))
+    );
     assert_eq!(ready["size"], image.len());
     let expected_hash: String = {
         use sha2::Digest;
-        sha2::Sha256::digest(&image).iter().map(|b| format!("{b:02x}")).collect()
+        sha2::Sha256::digest(&image)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     };
     assert_eq!(ready["sha256"], expected_hash);
 
     // The thumbnail exists and is a small PNG.
     let thumb = app
         .http
-        .get(format!("{}{}", app.base, ready["thumbnail_url"].as_str().expect("thumbnail url")))
+        .get(format!(
+            "{}{}",
+            app.base,
+            ready["thumbnail_url"].as_str().expect("thumbnail url")
+        ))
         .bearer_auth(&bob.token)
         .send()
         .await
@@ -87,27 +125,56 @@ async fn an_image_is_processed_sent_and_downloaded_by_participants_only() {
 
     // Sent with a message: an image message carrying it.
     let sent = app
-        .post(&format!("/api/chat/conversations/{cid}/messages/"), &alice, json!({"attachments": [id], "text": ""}))
+        .post(
+            &format!("/api/chat/conversations/{cid}/messages/"),
+            &alice,
+            json!({"attachments": [id], "text": ""}),
+        )
         .await;
     let message = sent.ok(201).clone();
     assert_eq!(message["kind"], "image");
     assert_eq!(message["attachments"][0]["id"], id);
-    let page = app.get(&format!("/api/chat/conversations/{cid}/messages/"), &bob).await;
+    let page = app
+        .get(&format!("/api/chat/conversations/{cid}/messages/"), &bob)
+        .await;
     assert_eq!(page.ok(200)[0]["attachments"][0]["id"], id);
     // It cannot be sent twice.
     let again = app
-        .post(&format!("/api/chat/conversations/{cid}/messages/"), &alice, json!({"attachments": [id], "text": "again"}))
+        .post(
+            &format!("/api/chat/conversations/{cid}/messages/"),
+            &alice,
+            json!({"attachments": [id], "text": "again"}),
+        )
         .await;
     assert_eq!(again.problem(422), "validation_failed");
 
     // Participants download the exact bytes; others get nothing.
     let download = format!("{}/api/chat/attachments/{id}/download", app.base);
-    let got = app.http.get(&download).bearer_auth(&bob.token).send().await.expect("download");
+    let got = app
+        .http
+        .get(&download)
+        .bearer_auth(&bob.token)
+        .send()
+        .await
+        .expect("download");
     assert_eq!(got.status().as_u16(), 200);
-    assert!(got.headers()["content-disposition"].to_str().expect("header").contains("holiday.png"));
+    assert!(
+        got.headers()["content-disposition"]
+            .to_str()
+            .expect("header")
+            .contains("holiday.png")
+    );
     assert_eq!(got.bytes().await.expect("bytes").to_vec(), image);
-    for path in [format!("/api/chat/attachments/{id}"), format!("/api/chat/attachments/{id}/download"), format!("/api/chat/attachments/{id}/thumbnail")] {
-        assert_eq!(app.get(&path, &eve).await.problem(404), "not_found", "{path}");
+    for path in [
+        format!("/api/chat/attachments/{id}"),
+        format!("/api/chat/attachments/{id}/download"),
+        format!("/api/chat/attachments/{id}/thumbnail"),
+    ] {
+        assert_eq!(
+            app.get(&path, &eve).await.problem(404),
+            "not_found",
+            "{path}"
+        );
     }
     let outsider_upload = upload(&app, &eve, cid, "x.png", "image/png", png(8, 8)).await;
     assert_eq!(outsider_upload.status().as_u16(), 404);
@@ -127,30 +194,66 @@ async fn disallowed_and_oversized_files_are_refused_and_leave_nothing() {
     exe.extend(std::iter::repeat_n(0u8, 4096));
     let resp = upload(&app, &alice, cid, "invoice.pdf", "application/pdf", exe).await;
     assert_eq!(resp.status().as_u16(), 201);
-    let id = resp.json::<Value>().await.expect("json")["id"].as_str().expect("id").to_owned();
+    let id = resp.json::<Value>().await.expect("json")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
     let rejected = processed(&app, &alice, &id).await;
     assert_eq!(rejected["state"], "rejected");
-    assert!(rejected["error"].as_str().expect("reason").contains("not allowed"));
+    assert!(
+        rejected["error"]
+            .as_str()
+            .expect("reason")
+            .contains("not allowed")
+    );
     let attachment_id: chat_domain::AttachmentId = id.parse().expect("id");
-    let row = app.service.store().attachment(attachment_id).await.expect("row").expect("exists");
-    assert!(!app.service.object_exists(&row.object_key).await.expect("head"), "the bytes are gone");
+    let row = app
+        .service
+        .store()
+        .attachment(attachment_id)
+        .await
+        .expect("row")
+        .expect("exists");
+    assert!(
+        !app.service
+            .object_exists(&row.object_key)
+            .await
+            .expect("head"),
+        "the bytes are gone"
+    );
     let events = tail
-        .until(Duration::from_secs(10), |d| chat_tests::types(d).contains(&"attachment.rejected"))
+        .until(Duration::from_secs(10), |d| {
+            chat_tests::types(d).contains(&"attachment.rejected")
+        })
         .await
         .expect("event");
     assert!(chat_tests::types(&events).contains(&"attachment.rejected"));
-    let download = app.get(&format!("/api/chat/attachments/{id}/download"), &alice).await;
+    let download = app
+        .get(&format!("/api/chat/attachments/{id}/download"), &alice)
+        .await;
     assert_eq!(download.problem(409), "attachment_not_ready");
-    let send = app.post(&format!("/api/chat/conversations/{cid}/messages/"), &alice, json!({"attachments": [id]})).await;
+    let send = app
+        .post(
+            &format!("/api/chat/conversations/{cid}/messages/"),
+            &alice,
+            json!({"attachments": [id]}),
+        )
+        .await;
     assert_eq!(send.problem(422), "validation_failed");
 
     // Over the limit (2 MiB in tests): 413 before anything is stored.
-    let before: i64 = sqlx::query_scalar("SELECT count(*) FROM attachments").fetch_one(app.service.store().pool()).await.expect("count");
+    let before: i64 = sqlx::query_scalar("SELECT count(*) FROM attachments")
+        .fetch_one(app.service.store().pool())
+        .await
+        .expect("count");
     let big = vec![b'a'; 3 * 1024 * 1024];
     let resp = upload(&app, &alice, cid, "big.txt", "text/plain", big).await;
     assert_eq!(resp.status().as_u16(), 413);
     assert_eq!(resp.headers()["content-type"], "application/problem+json");
-    let after: i64 = sqlx::query_scalar("SELECT count(*) FROM attachments").fetch_one(app.service.store().pool()).await.expect("count");
+    let after: i64 = sqlx::query_scalar("SELECT count(*) FROM attachments")
+        .fetch_one(app.service.store().pool())
+        .await
+        .expect("count");
     assert_eq!(before, after);
     let stored = walk(&app.settings.storage.storage_dir.join("attachments"));
     assert_eq!(stored, 0, "no object was kept for the refused files");
@@ -160,7 +263,10 @@ async fn disallowed_and_oversized_files_are_refused_and_leave_nothing() {
     assert_eq!(empty.status().as_u16(), 422);
     let no_file = app
         .http
-        .post(format!("{}/api/chat/conversations/{cid}/attachments/", app.base))
+        .post(format!(
+            "{}/api/chat/conversations/{cid}/attachments/",
+            app.base
+        ))
         .bearer_auth(&alice.token)
         .multipart(reqwest::multipart::Form::new().text("other", "x"))
         .send()
@@ -171,10 +277,18 @@ async fn disallowed_and_oversized_files_are_refused_and_leave_nothing() {
 
 /// Files under a directory, recursively.
 fn walk(dir: &std::path::Path) -> usize {
-    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
     entries
         .filter_map(Result::ok)
-        .map(|e| if e.path().is_dir() { walk(&e.path()) } else { 1 })
+        .map(|e| {
+            if e.path().is_dir() {
+                walk(&e.path())
+            } else {
+                1
+            }
+        })
         .sum()
 }
 
@@ -186,16 +300,36 @@ async fn uploads_whose_job_was_lost_are_queued_again_by_the_sweep() {
     let cid = app.direct(&alice, &bob).await;
     // Uploaded while no worker runs; then the queue loses the job (as when Redis
     // restarts empty).
-    let resp = upload(&app, &alice, cid, "note.txt", "text/plain", b"hello there\n".to_vec()).await;
-    let id = resp.json::<Value>().await.expect("json")["id"].as_str().expect("id").to_owned();
+    let resp = upload(
+        &app,
+        &alice,
+        cid,
+        "note.txt",
+        "text/plain",
+        b"hello there\n".to_vec(),
+    )
+    .await;
+    let id = resp.json::<Value>().await.expect("json")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
     // The queue lives under the app's key prefix: drop every job key there.
     let keys: Vec<String> = {
         use std::process::Command;
         let out = Command::new("redis-cli")
-            .args(["-u", &app.settings.redis_url, "--scan", "--pattern", &format!("{}jobs:*", app.settings.redis_prefix)])
+            .args([
+                "-u",
+                &app.settings.redis_url,
+                "--scan",
+                "--pattern",
+                &format!("{}jobs:*", app.settings.redis_prefix),
+            ])
             .output()
             .expect("redis-cli");
-        String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect()
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect()
     };
     assert!(!keys.is_empty(), "the upload queued a job");
     let deleted = std::process::Command::new("redis-cli")
@@ -205,12 +339,18 @@ async fn uploads_whose_job_was_lost_are_queued_again_by_the_sweep() {
         .status()
         .expect("redis-cli del");
     assert!(deleted.success());
-    sqlx::query("UPDATE attachments SET created_at = now() - interval '5 minutes' WHERE id = $1::uuid")
-        .bind(&id)
-        .execute(app.service.store().pool())
-        .await
-        .expect("age it");
-    assert_eq!(app.service.requeue_stale_jobs(10).await.expect("sweep"), 0, "not stale yet at 10 minutes");
+    sqlx::query(
+        "UPDATE attachments SET created_at = now() - interval '5 minutes' WHERE id = $1::uuid",
+    )
+    .bind(&id)
+    .execute(app.service.store().pool())
+    .await
+    .expect("age it");
+    assert_eq!(
+        app.service.requeue_stale_jobs(10).await.expect("sweep"),
+        0,
+        "not stale yet at 10 minutes"
+    );
     // A worker starting now has no job for it in the queue: its sweep (at start, then
     // every minute) queues it again.
     let _worker = Worker::spawn(&app.settings).await.expect("worker");

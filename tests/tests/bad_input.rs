@@ -2,12 +2,19 @@
 
 use chat_tests::{TestApp, TestUser};
 use reqwest::Method;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use uuid::Uuid;
 
 async fn state(app: &TestApp, user: &TestUser, cid: Uuid) -> Value {
-    let conv = app.get(&format!("/api/chat/conversations/{cid}/"), user).await;
-    let msgs = app.get(&format!("/api/chat/conversations/{cid}/messages/?limit=200"), user).await;
+    let conv = app
+        .get(&format!("/api/chat/conversations/{cid}/"), user)
+        .await;
+    let msgs = app
+        .get(
+            &format!("/api/chat/conversations/{cid}/messages/?limit=200"),
+            user,
+        )
+        .await;
     let list = app.get("/api/chat/conversations/", user).await;
     json!({"conv": conv.ok(200), "msgs": msgs.ok(200), "count": list.ok(200).as_array().map(Vec::len)})
 }
@@ -27,49 +34,245 @@ async fn malformed_and_invalid_bodies_are_refused_without_effect() {
     // (method, path, body, expected status, expected code)
     let cases: Vec<(Method, String, Value, u16, &str)> = vec![
         // Malformed JSON and wrong types: 400.
-        (Method::POST, format!("{c}/messages/"), json!("{\"text\": "), 400, "bad_request"),
-        (Method::POST, format!("{c}/messages/"), json!("not json at all"), 400, "bad_request"),
-        (Method::POST, format!("{c}/messages/"), json!({"text": 42}), 400, "bad_request"),
-        (Method::POST, format!("{c}/messages/"), json!({}), 422, "validation_failed"),
-        (Method::POST, format!("{c}/messages/"), json!({"text": "x", "reply_to": "not-a-uuid"}), 400, "bad_request"),
-        (Method::POST, format!("{c}/read"), json!({"seq": "three"}), 400, "bad_request"),
-        (Method::POST, format!("{c}/participants/"), json!({"user_id": "nope"}), 400, "bad_request"),
-        (Method::PATCH, format!("{c}/participants/{}/", b.id), json!({"role": "emperor"}), 400, "bad_request"),
-        (Method::POST, "/api/chat/conversations/".into(), json!({"is_group": "yes"}), 400, "bad_request"),
-        (Method::POST, "/api/chat/conversations/".into(), json!({"participants": "everyone"}), 400, "bad_request"),
+        (
+            Method::POST,
+            format!("{c}/messages/"),
+            json!("{\"text\": "),
+            400,
+            "bad_request",
+        ),
+        (
+            Method::POST,
+            format!("{c}/messages/"),
+            json!("not json at all"),
+            400,
+            "bad_request",
+        ),
+        (
+            Method::POST,
+            format!("{c}/messages/"),
+            json!({"text": 42}),
+            400,
+            "bad_request",
+        ),
+        (
+            Method::POST,
+            format!("{c}/messages/"),
+            json!({}),
+            422,
+            "validation_failed",
+        ),
+        (
+            Method::POST,
+            format!("{c}/messages/"),
+            json!({"text": "x", "reply_to": "not-a-uuid"}),
+            400,
+            "bad_request",
+        ),
+        (
+            Method::POST,
+            format!("{c}/read"),
+            json!({"seq": "three"}),
+            400,
+            "bad_request",
+        ),
+        (
+            Method::POST,
+            format!("{c}/participants/"),
+            json!({"user_id": "nope"}),
+            400,
+            "bad_request",
+        ),
+        (
+            Method::PATCH,
+            format!("{c}/participants/{}/", b.id),
+            json!({"role": "emperor"}),
+            400,
+            "bad_request",
+        ),
+        (
+            Method::POST,
+            "/api/chat/conversations/".into(),
+            json!({"is_group": "yes"}),
+            400,
+            "bad_request",
+        ),
+        (
+            Method::POST,
+            "/api/chat/conversations/".into(),
+            json!({"participants": "everyone"}),
+            400,
+            "bad_request",
+        ),
         // Well-formed but invalid: 422 naming the field.
-        (Method::POST, format!("{c}/messages/"), json!({"text": ""}), 422, "validation_failed"),
-        (Method::POST, format!("{c}/messages/"), json!({"text": "   \n "}), 422, "validation_failed"),
-        (Method::POST, format!("{c}/messages/"), json!({"text": long_text}), 422, "validation_failed"),
-        (Method::POST, format!("{c}/messages/"), json!({"text": "x", "client_msg_id": ""}), 422, "validation_failed"),
-        (Method::POST, format!("{c}/messages/"), json!({"text": "x", "client_msg_id": "has space"}), 422, "validation_failed"),
-        (Method::POST, format!("{c}/messages/"), json!({"text": "x", "reply_to": Uuid::new_v4()}), 422, "validation_failed"),
-        (Method::POST, format!("{c}/messages/"), json!({"text": "x", "attachments": [Uuid::new_v4()]}), 422, "validation_failed"),
-        (Method::PATCH, format!("{c}/messages/{mid}/"), json!({"text": ""}), 422, "validation_failed"),
-        (Method::POST, format!("{c}/read"), json!({"seq": -1}), 422, "validation_failed"),
-        (Method::PATCH, format!("{c}/"), json!({"name": ""}), 422, "validation_failed"),
-        (Method::PATCH, format!("{c}/"), json!({"context_type": "planet"}), 422, "validation_failed"),
-        (Method::POST, "/api/chat/conversations/".into(), json!({"is_group": true, "participants": [b.id]}), 422, "validation_failed"),
-        (Method::POST, "/api/chat/conversations/".into(), json!({"is_group": false, "participants": []}), 422, "validation_failed"),
-        (Method::POST, "/api/chat/conversations/".into(), json!({"is_group": false, "participants": [a.id]}), 422, "validation_failed"),
-        (Method::POST, "/api/chat/conversations/".into(), json!({"is_group": false, "participants": [Uuid::new_v4()]}), 422, "validation_failed"),
-        (Method::POST, "/api/chat/conversations/".into(), json!({"is_group": true, "name": "g", "participants": [b.id, Uuid::new_v4()]}), 422, "validation_failed"),
-        (Method::POST, "/api/chat/conversations/".into(), json!({"is_group": true, "name": "g", "context_type": "galaxy"}), 422, "validation_failed"),
+        (
+            Method::POST,
+            format!("{c}/messages/"),
+            json!({"text": ""}),
+            422,
+            "validation_failed",
+        ),
+        (
+            Method::POST,
+            format!("{c}/messages/"),
+            json!({"text": "   \n "}),
+            422,
+            "validation_failed",
+        ),
+        (
+            Method::POST,
+            format!("{c}/messages/"),
+            json!({"text": long_text}),
+            422,
+            "validation_failed",
+        ),
+        (
+            Method::POST,
+            format!("{c}/messages/"),
+            json!({"text": "x", "client_msg_id": ""}),
+            422,
+            "validation_failed",
+        ),
+        (
+            Method::POST,
+            format!("{c}/messages/"),
+            json!({"text": "x", "client_msg_id": "has space"}),
+            422,
+            "validation_failed",
+        ),
+        (
+            Method::POST,
+            format!("{c}/messages/"),
+            json!({"text": "x", "reply_to": Uuid::new_v4()}),
+            422,
+            "validation_failed",
+        ),
+        (
+            Method::POST,
+            format!("{c}/messages/"),
+            json!({"text": "x", "attachments": [Uuid::new_v4()]}),
+            422,
+            "validation_failed",
+        ),
+        (
+            Method::PATCH,
+            format!("{c}/messages/{mid}/"),
+            json!({"text": ""}),
+            422,
+            "validation_failed",
+        ),
+        (
+            Method::POST,
+            format!("{c}/read"),
+            json!({"seq": -1}),
+            422,
+            "validation_failed",
+        ),
+        (
+            Method::PATCH,
+            format!("{c}/"),
+            json!({"name": ""}),
+            422,
+            "validation_failed",
+        ),
+        (
+            Method::PATCH,
+            format!("{c}/"),
+            json!({"context_type": "planet"}),
+            422,
+            "validation_failed",
+        ),
+        (
+            Method::POST,
+            "/api/chat/conversations/".into(),
+            json!({"is_group": true, "participants": [b.id]}),
+            422,
+            "validation_failed",
+        ),
+        (
+            Method::POST,
+            "/api/chat/conversations/".into(),
+            json!({"is_group": false, "participants": []}),
+            422,
+            "validation_failed",
+        ),
+        (
+            Method::POST,
+            "/api/chat/conversations/".into(),
+            json!({"is_group": false, "participants": [a.id]}),
+            422,
+            "validation_failed",
+        ),
+        (
+            Method::POST,
+            "/api/chat/conversations/".into(),
+            json!({"is_group": false, "participants": [Uuid::new_v4()]}),
+            422,
+            "validation_failed",
+        ),
+        (
+            Method::POST,
+            "/api/chat/conversations/".into(),
+            json!({"is_group": true, "name": "g", "participants": [b.id, Uuid::new_v4()]}),
+            422,
+            "validation_failed",
+        ),
+        (
+            Method::POST,
+            "/api/chat/conversations/".into(),
+            json!({"is_group": true, "name": "g", "context_type": "galaxy"}),
+            422,
+            "validation_failed",
+        ),
         // Unknown things: 404.
-        (Method::POST, format!("{c}/participants/"), json!({"user_id": Uuid::new_v4()}), 404, "not_found"),
-        (Method::PATCH, format!("{c}/participants/{}/", Uuid::new_v4()), json!({"role": "admin"}), 404, "not_found"),
-        (Method::PATCH, format!("{c}/messages/{}/", Uuid::new_v4()), json!({"text": "x"}), 404, "not_found"),
+        (
+            Method::POST,
+            format!("{c}/participants/"),
+            json!({"user_id": Uuid::new_v4()}),
+            404,
+            "not_found",
+        ),
+        (
+            Method::PATCH,
+            format!("{c}/participants/{}/", Uuid::new_v4()),
+            json!({"role": "admin"}),
+            404,
+            "not_found",
+        ),
+        (
+            Method::PATCH,
+            format!("{c}/messages/{}/", Uuid::new_v4()),
+            json!({"text": "x"}),
+            404,
+            "not_found",
+        ),
         // State conflicts: 409.
-        (Method::POST, format!("{c}/participants/"), json!({"user_id": b.id}), 409, "already_participant"),
+        (
+            Method::POST,
+            format!("{c}/participants/"),
+            json!({"user_id": b.id}),
+            409,
+            "already_participant",
+        ),
     ];
     for (method, path, body, status, code) in cases {
-        let answer = app.raw(method.clone(), &path, Some(&a.token), Some(body.clone())).await;
+        let answer = app
+            .raw(method.clone(), &path, Some(&a.token), Some(body.clone()))
+            .await;
         assert_eq!(answer.problem(status), code, "{method} {path} {body}");
         if status == 422 {
-            assert!(answer.body["errors"][0]["field"].is_string(), "422 names a field: {}", answer.body);
+            assert!(
+                answer.body["errors"][0]["field"].is_string(),
+                "422 names a field: {}",
+                answer.body
+            );
         }
     }
-    assert_eq!(state(&app, &a, cid).await, before, "refused input changed something");
+    assert_eq!(
+        state(&app, &a, cid).await,
+        before,
+        "refused input changed something"
+    );
 }
 
 #[tokio::test]
@@ -80,26 +283,98 @@ async fn invalid_ids_unknown_conversations_and_bad_queries_are_4xx() {
     let cid = app.direct(&a, &b).await;
     let unknown = Uuid::new_v4();
     let cases: Vec<(Method, String, Option<Value>, u16)> = vec![
-        (Method::GET, "/api/chat/conversations/not-a-uuid/".into(), None, 400),
-        (Method::GET, "/api/chat/conversations/not-a-uuid/messages/".into(), None, 400),
-        (Method::PATCH, format!("/api/chat/conversations/{cid}/messages/123/"), Some(json!({"text": "x"})), 400),
-        (Method::GET, format!("/api/chat/conversations/{unknown}/"), None, 404),
-        (Method::GET, format!("/api/chat/conversations/{unknown}/messages/"), None, 404),
-        (Method::POST, format!("/api/chat/conversations/{unknown}/messages/"), Some(json!({"text": "x"})), 404),
-        (Method::POST, format!("/api/chat/conversations/{unknown}/read"), Some(json!({"seq": 1})), 404),
-        (Method::GET, format!("/api/chat/conversations/{cid}/messages/?limit=0"), None, 422),
-        (Method::GET, format!("/api/chat/conversations/{cid}/messages/?limit=100000"), None, 422),
-        (Method::GET, format!("/api/chat/conversations/{cid}/messages/?limit=abc"), None, 400),
-        (Method::GET, format!("/api/chat/conversations/{cid}/messages/?before=-5"), None, 422),
-        (Method::GET, format!("/api/chat/conversations/{cid}/messages/?since=yesterday"), None, 400),
         (
             Method::GET,
-            format!("/api/chat/conversations/{cid}/messages/?since=2030-01-01T00:00:00Z&until=2020-01-01T00:00:00Z"),
+            "/api/chat/conversations/not-a-uuid/".into(),
+            None,
+            400,
+        ),
+        (
+            Method::GET,
+            "/api/chat/conversations/not-a-uuid/messages/".into(),
+            None,
+            400,
+        ),
+        (
+            Method::PATCH,
+            format!("/api/chat/conversations/{cid}/messages/123/"),
+            Some(json!({"text": "x"})),
+            400,
+        ),
+        (
+            Method::GET,
+            format!("/api/chat/conversations/{unknown}/"),
+            None,
+            404,
+        ),
+        (
+            Method::GET,
+            format!("/api/chat/conversations/{unknown}/messages/"),
+            None,
+            404,
+        ),
+        (
+            Method::POST,
+            format!("/api/chat/conversations/{unknown}/messages/"),
+            Some(json!({"text": "x"})),
+            404,
+        ),
+        (
+            Method::POST,
+            format!("/api/chat/conversations/{unknown}/read"),
+            Some(json!({"seq": 1})),
+            404,
+        ),
+        (
+            Method::GET,
+            format!("/api/chat/conversations/{cid}/messages/?limit=0"),
             None,
             422,
         ),
-        (Method::GET, "/api/chat/conversations/?limit=0".into(), None, 422),
-        (Method::GET, "/api/chat/conversations/?offset=-1".into(), None, 422),
+        (
+            Method::GET,
+            format!("/api/chat/conversations/{cid}/messages/?limit=100000"),
+            None,
+            422,
+        ),
+        (
+            Method::GET,
+            format!("/api/chat/conversations/{cid}/messages/?limit=abc"),
+            None,
+            400,
+        ),
+        (
+            Method::GET,
+            format!("/api/chat/conversations/{cid}/messages/?before=-5"),
+            None,
+            422,
+        ),
+        (
+            Method::GET,
+            format!("/api/chat/conversations/{cid}/messages/?since=yesterday"),
+            None,
+            400,
+        ),
+        (
+            Method::GET,
+            format!(
+                "/api/chat/conversations/{cid}/messages/?since=2030-01-01T00:00:00Z&until=2020-01-01T00:00:00Z"
+            ),
+            None,
+            422,
+        ),
+        (
+            Method::GET,
+            "/api/chat/conversations/?limit=0".into(),
+            None,
+            422,
+        ),
+        (
+            Method::GET,
+            "/api/chat/conversations/?offset=-1".into(),
+            None,
+            422,
+        ),
         (Method::GET, "/api/users?q=".into(), None, 422),
         (Method::GET, "/api/users".into(), None, 400),
         (Method::GET, "/api/no/such/route".into(), None, 404),
@@ -111,7 +386,9 @@ async fn invalid_ids_unknown_conversations_and_bad_queries_are_4xx() {
         let _ = (&method, &path);
     }
     // Nothing was sent anywhere.
-    let page = app.get(&format!("/api/chat/conversations/{cid}/messages/"), &a).await;
+    let page = app
+        .get(&format!("/api/chat/conversations/{cid}/messages/"), &a)
+        .await;
     assert_eq!(page.ok(200), &json!([]));
 }
 
@@ -134,7 +411,12 @@ async fn oversized_and_wrongly_typed_bodies_are_refused() {
         .await
         .expect("send");
     assert_eq!(resp.status().as_u16(), 413);
-    assert!(resp.headers()["content-type"].to_str().expect("ct").starts_with("application/problem+json"));
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .expect("ct")
+            .starts_with("application/problem+json")
+    );
     // Not JSON at all.
     let resp = app
         .http
@@ -146,7 +428,14 @@ async fn oversized_and_wrongly_typed_bodies_are_refused() {
         .await
         .expect("send");
     assert!(resp.status().is_client_error(), "{}", resp.status());
-    assert!(resp.headers()["content-type"].to_str().expect("ct").starts_with("application/problem+json"));
-    let page = app.get(&format!("/api/chat/conversations/{cid}/messages/"), &a).await;
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .expect("ct")
+            .starts_with("application/problem+json")
+    );
+    let page = app
+        .get(&format!("/api/chat/conversations/{cid}/messages/"), &a)
+        .await;
     assert_eq!(page.ok(200), &json!([]));
 }

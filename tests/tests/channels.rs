@@ -4,17 +4,21 @@
 use std::time::Duration;
 
 use chat_tests::fleet::{Gateway, WsClient};
-use chat_tests::{types, TestApp, TestUser};
+use chat_tests::{TestApp, TestUser, types};
 use reqwest::Method;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use uuid::Uuid;
 
 const WAIT: Duration = Duration::from_secs(10);
 
 async fn set_role(app: &TestApp, owner: &TestUser, cid: Uuid, user: &TestUser, role: &str) {
-    app.patch(&format!("/api/chat/conversations/{cid}/participants/{}/", user.id), owner, json!({"role": role}))
-        .await
-        .ok(200);
+    app.patch(
+        &format!("/api/chat/conversations/{cid}/participants/{}/", user.id),
+        owner,
+        json!({"role": role}),
+    )
+    .await
+    .ok(200);
 }
 
 #[tokio::test]
@@ -26,7 +30,11 @@ async fn a_seed_002_client_works_unchanged() {
 
     // POST /api/chat/channels/ with the document's payload.
     let created = app
-        .post("/api/chat/channels/", &dono, json!({"contexto_tipo": "privado", "titulo": "Bate-papo"}))
+        .post(
+            "/api/chat/channels/",
+            &dono,
+            json!({"contexto_tipo": "privado", "titulo": "Bate-papo"}),
+        )
         .await;
     let canal = created.ok(201).clone();
     assert_eq!(canal["contexto_tipo"], "privado");
@@ -37,21 +45,36 @@ async fn a_seed_002_client_works_unchanged() {
     let cid: Uuid = id.parse().expect("uuid");
     // Other contexts, in Portuguese, with a context id; listing filters by them.
     let nucleo = app
-        .post("/api/chat/channels/", &dono, json!({"contexto_tipo": "núcleo", "titulo": "Núcleo Sul", "contexto_id": "n-42"}))
+        .post(
+            "/api/chat/channels/",
+            &dono,
+            json!({"contexto_tipo": "núcleo", "titulo": "Núcleo Sul", "contexto_id": "n-42"}),
+        )
         .await;
     assert_eq!(nucleo.ok(201)["contexto_tipo"], "núcleo");
-    let listed = app.get("/api/chat/channels/?contexto_tipo=n%C3%BAcleo", &dono).await;
+    let listed = app
+        .get("/api/chat/channels/?contexto_tipo=n%C3%BAcleo", &dono)
+        .await;
     let listed = listed.ok(200).as_array().expect("list").clone();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0]["contexto_id"], "n-42");
-    let by_context = app.get("/api/chat/conversations/?context_type=nucleus&context_id=n-42", &dono).await;
+    let by_context = app
+        .get(
+            "/api/chat/conversations/?context_type=nucleus&context_id=n-42",
+            &dono,
+        )
+        .await;
     assert_eq!(by_context.ok(200).as_array().map(Vec::len), Some(1));
 
     // Participants, and a moderator.
     for u in [&membro, &moderador] {
-        app.post(&format!("/api/chat/conversations/{id}/participants/"), &dono, json!({"user_id": u.id}))
-            .await
-            .ok(201);
+        app.post(
+            &format!("/api/chat/conversations/{id}/participants/"),
+            &dono,
+            json!({"user_id": u.id}),
+        )
+        .await
+        .ok(201);
     }
     set_role(&app, &dono, cid, &moderador, "moderator").await;
 
@@ -62,16 +85,33 @@ async fn a_seed_002_client_works_unchanged() {
     let m1_id = m1["id"].as_str().expect("id");
     let m2_id = m2["id"].as_str().expect("id");
     let react = app
-        .raw(Method::PUT, &format!("/api/chat/conversations/{id}/messages/{m1_id}/reactions/%F0%9F%91%8D"), Some(&dono.token), None)
+        .raw(
+            Method::PUT,
+            &format!("/api/chat/conversations/{id}/messages/{m1_id}/reactions/%F0%9F%91%8D"),
+            Some(&dono.token),
+            None,
+        )
         .await;
     assert_eq!(react.status.as_u16(), 204);
-    app.post(&format!("/api/chat/conversations/{id}/pins/"), &moderador, json!({"message_id": m1_id})).await.ok(204);
-    let pins = app.get(&format!("/api/chat/conversations/{id}/pins/"), &membro).await;
+    app.post(
+        &format!("/api/chat/conversations/{id}/pins/"),
+        &moderador,
+        json!({"message_id": m1_id}),
+    )
+    .await
+    .ok(204);
+    let pins = app
+        .get(&format!("/api/chat/conversations/{id}/pins/"), &membro)
+        .await;
     assert_eq!(pins.ok(200)[0]["message"]["id"], m1_id);
 
     // Flag, then hide: gone for members, kept for moderators, with the decision recorded.
     let flag = app
-        .post(&format!("/api/chat/conversations/{id}/messages/{m2_id}/flags/"), &membro, json!({"reason": "ofensivo"}))
+        .post(
+            &format!("/api/chat/conversations/{id}/messages/{m2_id}/flags/"),
+            &membro,
+            json!({"reason": "ofensivo"}),
+        )
         .await;
     assert_eq!(flag.ok(201)["state"], "open");
     let hide = app
@@ -82,40 +122,79 @@ async fn a_seed_002_client_works_unchanged() {
         )
         .await;
     assert_eq!(hide.ok(200)["decision"], "hide");
-    let record = app.get(&format!("/api/chat/conversations/{id}/messages/{m2_id}/moderation/"), &moderador).await;
+    let record = app
+        .get(
+            &format!("/api/chat/conversations/{id}/messages/{m2_id}/moderation/"),
+            &moderador,
+        )
+        .await;
     let record = record.ok(200).clone();
     assert_eq!(record["flags"][0]["state"], "hidden");
-    assert_eq!(record["decisions"][0]["moderator_id"], moderador.id.to_string());
+    assert_eq!(
+        record["decisions"][0]["moderator_id"],
+        moderador.id.to_string()
+    );
     assert_eq!(record["decisions"][0]["reason"], "viola as regras");
 
     // GET …/messages/ with desde/ate: seed fields, hidden message left out.
     let today = chrono_today();
-    let page = app.get(&format!("/api/chat/channels/{id}/messages/?desde={today}&ate={today}"), &membro).await;
+    let page = app
+        .get(
+            &format!("/api/chat/channels/{id}/messages/?desde={today}&ate={today}"),
+            &membro,
+        )
+        .await;
     let page = page.ok(200).as_array().expect("messages").clone();
-    let texts: Vec<&str> = page.iter().map(|m| m["conteudo"].as_str().expect("conteudo")).collect();
+    let texts: Vec<&str> = page
+        .iter()
+        .map(|m| m["conteudo"].as_str().expect("conteudo"))
+        .collect();
     assert_eq!(texts, vec!["Olá, pessoal!", "Bem-vindos"]);
     assert_eq!(page[0]["remetente"], membro.id.to_string());
     assert_eq!(page[0]["tipo"], "text");
     assert!(page[0]["timestamp"].is_string());
-    assert_eq!(page[0]["reactions"], json!([{"emoji": "👍", "count": 1, "reacted_by_me": false}]));
-    let for_moderator = app.get(&format!("/api/chat/channels/{id}/messages/?desde={today}"), &moderador).await;
+    assert_eq!(
+        page[0]["reactions"],
+        json!([{"emoji": "👍", "count": 1, "reacted_by_me": false}])
+    );
+    let for_moderator = app
+        .get(
+            &format!("/api/chat/channels/{id}/messages/?desde={today}"),
+            &moderador,
+        )
+        .await;
     assert_eq!(for_moderator.ok(200).as_array().map(Vec::len), Some(3));
-    let before = app.get(&format!("/api/chat/channels/{id}/messages/?ate=2000-01-01"), &membro).await;
+    let before = app
+        .get(
+            &format!("/api/chat/channels/{id}/messages/?ate=2000-01-01"),
+            &membro,
+        )
+        .await;
     assert_eq!(before.ok(200), &json!([]));
-    let bad = app.get(&format!("/api/chat/channels/{id}/messages/?desde=ontem"), &membro).await;
+    let bad = app
+        .get(
+            &format!("/api/chat/channels/{id}/messages/?desde=ontem"),
+            &membro,
+        )
+        .await;
     assert_eq!(bad.problem(422), "validation_failed");
 
     // A non-participant sees neither the channel nor its messages.
     let estranho = app.user("estranho").await;
     let listed = app.get("/api/chat/channels/", &estranho).await;
     assert_eq!(listed.ok(200), &json!([]));
-    let hidden = app.get(&format!("/api/chat/channels/{id}/messages/"), &estranho).await;
+    let hidden = app
+        .get(&format!("/api/chat/channels/{id}/messages/"), &estranho)
+        .await;
     assert_eq!(hidden.problem(404), "not_found");
     let _ = m3;
 }
 
 fn chrono_today() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() as i64;
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
     let z = secs.div_euclid(86_400) + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -153,17 +232,47 @@ async fn cast() -> Cast {
         ("member", member),
         ("non-participant", outsider),
     ];
-    Cast { app, owner, cid, by_role }
+    Cast {
+        app,
+        owner,
+        cid,
+        by_role,
+    }
 }
 
 /// What everyone can observe, as the owner sees it.
 async fn observable(c: &Cast, message: &str) -> Value {
     let base = format!("/api/chat/conversations/{}", c.cid);
-    let conv = c.app.get(&format!("{base}/"), &c.owner).await.ok(200).clone();
-    let msgs = c.app.get(&format!("{base}/messages/?limit=200"), &c.owner).await.ok(200).clone();
-    let pins = c.app.get(&format!("{base}/pins/"), &c.owner).await.ok(200).clone();
-    let flags = c.app.get(&format!("{base}/flags/"), &c.owner).await.ok(200).clone();
-    let record = c.app.get(&format!("{base}/messages/{message}/moderation/"), &c.owner).await.ok(200).clone();
+    let conv = c
+        .app
+        .get(&format!("{base}/"), &c.owner)
+        .await
+        .ok(200)
+        .clone();
+    let msgs = c
+        .app
+        .get(&format!("{base}/messages/?limit=200"), &c.owner)
+        .await
+        .ok(200)
+        .clone();
+    let pins = c
+        .app
+        .get(&format!("{base}/pins/"), &c.owner)
+        .await
+        .ok(200)
+        .clone();
+    let flags = c
+        .app
+        .get(&format!("{base}/flags/"), &c.owner)
+        .await
+        .ok(200)
+        .clone();
+    let record = c
+        .app
+        .get(&format!("{base}/messages/{message}/moderation/"), &c.owner)
+        .await
+        .ok(200)
+        .clone();
     json!({"name": conv["name"], "participants": conv["participants"], "messages": msgs, "pins": pins, "flags": flags, "record": record})
 }
 
@@ -193,40 +302,125 @@ async fn every_channel_action_checks_the_callers_role() {
     let newcomer = c.app.user("newcomer").await;
     for (role, user) in &c.by_role {
         // A fresh message per role keeps the actions independent.
-        let m = c.app.send(&c.owner, c.cid, &format!("target for {role}")).await;
+        let m = c
+            .app
+            .send(&c.owner, c.cid, &format!("target for {role}"))
+            .await;
         let mid = m["id"].as_str().expect("id").to_owned();
         // Pinned beforehand, so that `unpin` has something to remove.
-        c.app.post(&format!("{base}/pins/"), &c.owner, json!({"message_id": mid})).await.ok(204);
-        c.app.raw(Method::PUT, &format!("{base}/messages/{mid}/reactions/%E2%9D%A4"), Some(&c.owner.token), None).await;
+        c.app
+            .post(
+                &format!("{base}/pins/"),
+                &c.owner,
+                json!({"message_id": mid}),
+            )
+            .await
+            .ok(204);
+        c.app
+            .raw(
+                Method::PUT,
+                &format!("{base}/messages/{mid}/reactions/%E2%9D%A4"),
+                Some(&c.owner.token),
+                None,
+            )
+            .await;
         let calls: Vec<(&str, Method, String, Option<Value>)> = vec![
-            ("react", Method::PUT, format!("{base}/messages/{mid}/reactions/%F0%9F%91%8D"), None),
-            ("unreact", Method::DELETE, format!("{base}/messages/{mid}/reactions/%F0%9F%91%8D"), None),
+            (
+                "react",
+                Method::PUT,
+                format!("{base}/messages/{mid}/reactions/%F0%9F%91%8D"),
+                None,
+            ),
+            (
+                "unreact",
+                Method::DELETE,
+                format!("{base}/messages/{mid}/reactions/%F0%9F%91%8D"),
+                None,
+            ),
             ("list_pins", Method::GET, format!("{base}/pins/"), None),
             ("unpin", Method::DELETE, format!("{base}/pins/{mid}/"), None),
-            ("pin", Method::POST, format!("{base}/pins/"), Some(json!({"message_id": mid}))),
-            ("thread", Method::GET, format!("{base}/messages/{mid}/thread/"), None),
-            ("flag", Method::POST, format!("{base}/messages/{mid}/flags/"), Some(json!({"reason": "check this"}))),
+            (
+                "pin",
+                Method::POST,
+                format!("{base}/pins/"),
+                Some(json!({"message_id": mid})),
+            ),
+            (
+                "thread",
+                Method::GET,
+                format!("{base}/messages/{mid}/thread/"),
+                None,
+            ),
+            (
+                "flag",
+                Method::POST,
+                format!("{base}/messages/{mid}/flags/"),
+                Some(json!({"reason": "check this"})),
+            ),
             ("list_flags", Method::GET, format!("{base}/flags/"), None),
-            ("moderation_record", Method::GET, format!("{base}/messages/{mid}/moderation/"), None),
-            ("approve", Method::POST, format!("{base}/messages/{mid}/moderation/"), Some(json!({"decision": "approve"}))),
-            ("hide", Method::POST, format!("{base}/messages/{mid}/moderation/"), Some(json!({"decision": "hide"}))),
-            ("rename", Method::PATCH, format!("{base}/"), Some(json!({"name": format!("renamed by {role}")}))),
-            ("add_participant", Method::POST, format!("{base}/participants/"), Some(json!({"user_id": newcomer.id}))),
+            (
+                "moderation_record",
+                Method::GET,
+                format!("{base}/messages/{mid}/moderation/"),
+                None,
+            ),
+            (
+                "approve",
+                Method::POST,
+                format!("{base}/messages/{mid}/moderation/"),
+                Some(json!({"decision": "approve"})),
+            ),
+            (
+                "hide",
+                Method::POST,
+                format!("{base}/messages/{mid}/moderation/"),
+                Some(json!({"decision": "hide"})),
+            ),
+            (
+                "rename",
+                Method::PATCH,
+                format!("{base}/"),
+                Some(json!({"name": format!("renamed by {role}")})),
+            ),
+            (
+                "add_participant",
+                Method::POST,
+                format!("{base}/participants/"),
+                Some(json!({"user_id": newcomer.id})),
+            ),
         ];
         for (action, method, path, body) in calls {
-            let allowed = matrix.iter().find(|(a, _)| *a == action).map(|(_, r)| r.contains(role)).unwrap_or(false);
+            let allowed = matrix
+                .iter()
+                .find(|(a, _)| *a == action)
+                .map(|(_, r)| r.contains(role))
+                .unwrap_or(false);
             let before = observable(&c, &mid).await;
-            let answer = c.app.raw(method.clone(), &path, Some(&user.token), body).await;
+            let answer = c
+                .app
+                .raw(method.clone(), &path, Some(&user.token), body)
+                .await;
             if allowed {
-                assert!(answer.status.is_success(), "{role} {action}: {} {}", answer.status, answer.body);
+                assert!(
+                    answer.status.is_success(),
+                    "{role} {action}: {} {}",
+                    answer.status,
+                    answer.body
+                );
                 if action == "add_participant" {
                     // Undo, so the next role can add them too.
-                    c.app.delete(&format!("{base}/participants/{}/", newcomer.id), &c.owner).await;
+                    c.app
+                        .delete(&format!("{base}/participants/{}/", newcomer.id), &c.owner)
+                        .await;
                 }
             } else {
                 let expected = if *role == "non-participant" { 404 } else { 403 };
                 answer.problem(expected);
-                assert_eq!(observable(&c, &mid).await, before, "{role} {action} was refused but changed something");
+                assert_eq!(
+                    observable(&c, &mid).await,
+                    before,
+                    "{role} {action} was refused but changed something"
+                );
             }
         }
     }
@@ -243,27 +437,54 @@ async fn search_folds_accents_and_case_and_never_leaks() {
     set_role(&app, &ana, ours, &mods, "moderator").await;
     let private = app.direct(&bia, &eve).await;
     app.send(&ana, ours, "Reunião em São Paulo amanhã").await;
-    app.send(&bia, ours, "As conversas de ontem foram ótimas").await;
+    app.send(&bia, ours, "As conversas de ontem foram ótimas")
+        .await;
     let hidden = app.send(&bia, ours, "São Paulo segredo escondido").await;
     let deleted = app.send(&bia, ours, "São Paulo apagado").await;
-    app.send(&eve, private, "São Paulo só entre Bia e Eve").await;
+    app.send(&eve, private, "São Paulo só entre Bia e Eve")
+        .await;
     let hid = hidden["id"].as_str().expect("id");
-    app.post(&format!("/api/chat/conversations/{ours}/messages/{hid}/moderation/"), &mods, json!({"decision": "hide"}))
-        .await
-        .ok(200);
-    app.delete(&format!("/api/chat/conversations/{ours}/messages/{}/", deleted["id"].as_str().expect("id")), &bia)
-        .await
-        .ok(200);
+    app.post(
+        &format!("/api/chat/conversations/{ours}/messages/{hid}/moderation/"),
+        &mods,
+        json!({"decision": "hide"}),
+    )
+    .await
+    .ok(200);
+    app.delete(
+        &format!(
+            "/api/chat/conversations/{ours}/messages/{}/",
+            deleted["id"].as_str().expect("id")
+        ),
+        &bia,
+    )
+    .await
+    .ok(200);
 
     // Search vectors are built by the worker's indexer, within two seconds of a send.
-    let _worker = chat_tests::fleet::Worker::spawn(&app.settings).await.expect("worker");
+    let _worker = chat_tests::fleet::Worker::spawn(&app.settings)
+        .await
+        .expect("worker");
     let indexed = tokio::time::Instant::now();
-    while app.get("/api/chat/search?q=ontem", &ana).await.ok(200).as_array().is_none_or(|a| a.is_empty()) {
-        assert!(indexed.elapsed() < Duration::from_secs(2), "not searchable within 2 s");
+    while app
+        .get("/api/chat/search?q=ontem", &ana)
+        .await
+        .ok(200)
+        .as_array()
+        .is_none_or(|a| a.is_empty())
+    {
+        assert!(
+            indexed.elapsed() < Duration::from_secs(2),
+            "not searchable within 2 s"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let texts = |body: &Value| -> Vec<String> {
-        body.as_array().expect("hits").iter().map(|h| h["message"]["text"].as_str().unwrap_or_default().to_owned()).collect()
+        body.as_array()
+            .expect("hits")
+            .iter()
+            .map(|h| h["message"]["text"].as_str().unwrap_or_default().to_owned())
+            .collect()
     };
     // Accents and case folded.
     let hits = app.get("/api/chat/search?q=sao%20paulo", &ana).await;
@@ -272,20 +493,35 @@ async fn search_folds_accents_and_case_and_never_leaks() {
     assert_eq!(texts(hits.ok(200)), vec!["Reunião em São Paulo amanhã"]);
     // Portuguese stems: "conversa" finds "conversas"; English too.
     let hits = app.get("/api/chat/search?q=conversa", &ana).await;
-    assert_eq!(texts(hits.ok(200)), vec!["As conversas de ontem foram ótimas"]);
+    assert_eq!(
+        texts(hits.ok(200)),
+        vec!["As conversas de ontem foram ótimas"]
+    );
     // Bia sees her direct conversation too, never the hidden or deleted message.
     let hits = app.get("/api/chat/search?q=S%C3%A3o%20Paulo", &bia).await;
     let found = texts(hits.ok(200));
     assert_eq!(found.len(), 2, "{found:?}");
-    assert!(found.iter().all(|t| !t.contains("escondido") && !t.contains("apagado")));
+    assert!(
+        found
+            .iter()
+            .all(|t| !t.contains("escondido") && !t.contains("apagado"))
+    );
     // Not even moderators find hidden messages in search; outsiders find nothing of ours.
     let hits = app.get("/api/chat/search?q=escondido", &mods).await;
     assert_eq!(hits.ok(200), &json!([]));
     let hits = app.get("/api/chat/search?q=reuniao", &eve).await;
     assert_eq!(hits.ok(200), &json!([]));
     // Bad queries are 422.
-    assert_eq!(app.get("/api/chat/search?q=%20", &ana).await.problem(422), "validation_failed");
-    assert_eq!(app.get("/api/chat/search?q=x&limit=0", &ana).await.problem(422), "validation_failed");
+    assert_eq!(
+        app.get("/api/chat/search?q=%20", &ana).await.problem(422),
+        "validation_failed"
+    );
+    assert_eq!(
+        app.get("/api/chat/search?q=x&limit=0", &ana)
+            .await
+            .problem(422),
+        "validation_failed"
+    );
 }
 
 #[tokio::test]
@@ -294,40 +530,80 @@ async fn mentions_are_stored_and_counted_until_read() {
     let ana = app.user("ana").await;
     let bia = app.user("bia").await;
     let cid = app.group(&ana, &[&bia]).await;
-    let m = app.send(&ana, cid, &format!("oi @{} e @nobody_here", bia.username)).await;
+    let m = app
+        .send(&ana, cid, &format!("oi @{} e @nobody_here", bia.username))
+        .await;
     assert_eq!(m["mentions"], json!([bia.id]));
     app.send(&ana, cid, "sem menção").await;
     let list = app.get("/api/chat/conversations/", &bia).await;
     assert_eq!(list.ok(200)[0]["unread_mentions"], 1);
     assert_eq!(list.body[0]["unread_count"], 2);
-    app.post(&format!("/api/chat/conversations/{cid}/read"), &bia, json!({"seq": 2})).await.ok(200);
+    app.post(
+        &format!("/api/chat/conversations/{cid}/read"),
+        &bia,
+        json!({"seq": 2}),
+    )
+    .await
+    .ok(200);
     let list = app.get("/api/chat/conversations/", &bia).await;
     assert_eq!(list.ok(200)[0]["unread_mentions"], 0);
-    let page = app.get(&format!("/api/chat/conversations/{cid}/messages/"), &bia).await;
+    let page = app
+        .get(&format!("/api/chat/conversations/{cid}/messages/"), &bia)
+        .await;
     assert_eq!(page.ok(200)[0]["mentions"], json!([bia.id]));
 }
 
 #[tokio::test]
 async fn channel_actions_publish_events_seen_on_the_bus_and_on_sockets() {
     let app = TestApp::spawn().await.expect("app");
-    let gw = Gateway::spawn("g", &app.settings, &[]).await.expect("gateway");
+    let gw = Gateway::spawn("g", &app.settings, &[])
+        .await
+        .expect("gateway");
     let owner = app.user("owner").await;
     let member = app.user("member").await;
     let cid = app.group(&owner, &[&member]).await;
     let mut tail = app.bus_tail().await.expect("bus");
-    let mut socket = WsClient::connect(&gw.url("/ws"), &member.token).await.expect("socket");
+    let mut socket = WsClient::connect(&gw.url("/ws"), &member.token)
+        .await
+        .expect("socket");
     let m = app.send(&owner, cid, "hello").await;
     let mid = m["id"].as_str().expect("id");
     let base = format!("/api/chat/conversations/{cid}");
     // A reaction over the socket itself.
     socket.send(json!({"type": "react", "id": "r", "conversation_id": cid, "message_id": mid, "emoji": "🎉"})).await;
     assert_eq!(socket.next_of("ok", WAIT).await.expect("ok")["id"], "r");
-    app.raw(Method::DELETE, &format!("{base}/messages/{mid}/reactions/%F0%9F%8E%89"), Some(&member.token), None).await;
-    app.post(&format!("{base}/pins/"), &owner, json!({"message_id": mid})).await.ok(204);
+    app.raw(
+        Method::DELETE,
+        &format!("{base}/messages/{mid}/reactions/%F0%9F%8E%89"),
+        Some(&member.token),
+        None,
+    )
+    .await;
+    app.post(&format!("{base}/pins/"), &owner, json!({"message_id": mid}))
+        .await
+        .ok(204);
     app.delete(&format!("{base}/pins/{mid}/"), &owner).await;
-    app.post(&format!("{base}/messages/{mid}/flags/"), &member, json!({"reason": "spam"})).await.ok(201);
-    app.post(&format!("{base}/messages/{mid}/moderation/"), &owner, json!({"decision": "approve"})).await.ok(200);
-    app.post(&format!("{base}/messages/{mid}/moderation/"), &owner, json!({"decision": "hide"})).await.ok(200);
+    app.post(
+        &format!("{base}/messages/{mid}/flags/"),
+        &member,
+        json!({"reason": "spam"}),
+    )
+    .await
+    .ok(201);
+    app.post(
+        &format!("{base}/messages/{mid}/moderation/"),
+        &owner,
+        json!({"decision": "approve"}),
+    )
+    .await
+    .ok(200);
+    app.post(
+        &format!("{base}/messages/{mid}/moderation/"),
+        &owner,
+        json!({"decision": "hide"}),
+    )
+    .await
+    .ok(200);
     let expected = [
         "message.created",
         "reaction.added",
@@ -339,15 +615,29 @@ async fn channel_actions_publish_events_seen_on_the_bus_and_on_sockets() {
         "message.hidden",
     ];
     // (The member's socket also announced their presence: not part of this.)
-    let changes = |d: &[chat_bus::Delivery]| types(d).into_iter().filter(|t| *t != "presence").collect::<Vec<_>>();
-    let seen = tail.until(WAIT, |d| changes(d).len() >= expected.len()).await.expect("bus events");
+    let changes = |d: &[chat_bus::Delivery]| {
+        types(d)
+            .into_iter()
+            .filter(|t| *t != "presence")
+            .collect::<Vec<_>>()
+    };
+    let seen = tail
+        .until(WAIT, |d| changes(d).len() >= expected.len())
+        .await
+        .expect("bus events");
     assert_eq!(changes(&seen), expected);
     for kind in &expected[1..] {
         let frame = socket.next_of(kind, WAIT).await.expect("socket event");
         assert_eq!(frame["data"]["message_id"], mid);
     }
     // Flag events say which message, not who flagged it or why.
-    let flagged = seen.iter().find(|d| d.envelope.event.payload.type_name() == "message.flagged").expect("flagged");
+    let flagged = seen
+        .iter()
+        .find(|d| d.envelope.event.payload.type_name() == "message.flagged")
+        .expect("flagged");
     let json = serde_json::to_string(&flagged.envelope.event).expect("json");
-    assert!(!json.contains("spam") && !json.contains(&member.id.to_string()), "{json}");
+    assert!(
+        !json.contains("spam") && !json.contains(&member.id.to_string()),
+        "{json}"
+    );
 }

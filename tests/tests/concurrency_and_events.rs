@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use chat_domain::EventPayload;
-use chat_tests::{types, TestApp};
+use chat_tests::{TestApp, types};
 use serde_json::json;
 
 #[tokio::test]
@@ -45,17 +45,37 @@ async fn fifty_concurrent_senders_get_dense_unique_seqs() {
     let unique: BTreeSet<i64> = all.iter().copied().collect();
     assert_eq!(all.len(), total);
     assert_eq!(unique.len(), total, "duplicate seqs");
-    assert_eq!(unique, (1..=total as i64).collect::<BTreeSet<_>>(), "seqs are not 1..=N");
+    assert_eq!(
+        unique,
+        (1..=total as i64).collect::<BTreeSet<_>>(),
+        "seqs are not 1..=N"
+    );
     // Each sender's own messages are in the order they were sent.
     for seqs in &results {
-        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "a sender's messages out of order: {seqs:?}");
+        assert!(
+            seqs.windows(2).all(|w| w[0] < w[1]),
+            "a sender's messages out of order: {seqs:?}"
+        );
     }
 
     // The store agrees: seq 1..N, last_seq N.
-    let page = app.get(&format!("/api/chat/conversations/{cid}/messages/?after=0&limit=200"), &senders[0]).await;
-    let seqs: Vec<i64> = page.ok(200).as_array().expect("page").iter().map(|m| m["seq"].as_i64().expect("seq")).collect();
+    let page = app
+        .get(
+            &format!("/api/chat/conversations/{cid}/messages/?after=0&limit=200"),
+            &senders[0],
+        )
+        .await;
+    let seqs: Vec<i64> = page
+        .ok(200)
+        .as_array()
+        .expect("page")
+        .iter()
+        .map(|m| m["seq"].as_i64().expect("seq"))
+        .collect();
     assert_eq!(seqs, (1..=total as i64).collect::<Vec<_>>());
-    let conv = app.get(&format!("/api/chat/conversations/{cid}/"), &senders[0]).await;
+    let conv = app
+        .get(&format!("/api/chat/conversations/{cid}/"), &senders[0])
+        .await;
     assert_eq!(conv.ok(200)["last_seq"], total as i64);
 }
 
@@ -76,9 +96,13 @@ async fn a_retried_send_returns_the_original_message() {
     assert_eq!(retry.body["seq"], original["seq"]);
     // Ten concurrent retries of a new key: exactly one creates.
     let racing = json!({"text": "raced", "client_msg_id": "phone-43"});
-    let answers = futures::future::join_all((0..10).map(|_| app.post(&path, &a, racing.clone()))).await;
+    let answers =
+        futures::future::join_all((0..10).map(|_| app.post(&path, &a, racing.clone()))).await;
     let created = answers.iter().filter(|r| r.status.as_u16() == 201).count();
-    let ids: BTreeSet<String> = answers.iter().map(|r| r.body["id"].as_str().expect("id").to_owned()).collect();
+    let ids: BTreeSet<String> = answers
+        .iter()
+        .map(|r| r.body["id"].as_str().expect("id").to_owned())
+        .collect();
     assert_eq!(created, 1, "{answers:?}");
     assert_eq!(ids.len(), 1);
     // No gap was left by the losers: the next message has seq 3.
@@ -90,7 +114,13 @@ async fn a_retried_send_returns_the_original_message() {
     // The same key in another conversation is refused, not silently mapped.
     let c = app.user("c").await;
     let other = app.direct(&a, &c).await;
-    let reused = app.post(&format!("/api/chat/conversations/{other}/messages/"), &a, body).await;
+    let reused = app
+        .post(
+            &format!("/api/chat/conversations/{other}/messages/"),
+            &a,
+            body,
+        )
+        .await;
     assert_eq!(reused.problem(409), "client_msg_id_reused");
 }
 
@@ -106,14 +136,41 @@ async fn every_write_publishes_its_event_on_the_bus() {
 
     let m = app.send(&member, cid, "hi").await;
     let mid = m["id"].as_str().expect("id").to_owned();
-    app.patch(&format!("{conv}/messages/{mid}/"), &member, json!({"text": "hi!"})).await.ok(200);
-    app.post(&format!("{conv}/read"), &owner, json!({"seq": 1})).await.ok(200);
-    app.post(&format!("{conv}/delivered"), &member, json!({"seq": 1})).await.ok(200);
-    app.delete(&format!("{conv}/messages/{mid}/"), &member).await.ok(200);
-    app.post(&format!("{conv}/participants/"), &owner, json!({"user_id": extra.id})).await.ok(201);
-    app.patch(&format!("{conv}/participants/{}/", extra.id), &owner, json!({"role": "moderator"})).await.ok(200);
-    app.delete(&format!("{conv}/participants/{}/", extra.id), &owner).await;
-    app.patch(&format!("{conv}/"), &owner, json!({"name": "renamed"})).await.ok(200);
+    app.patch(
+        &format!("{conv}/messages/{mid}/"),
+        &member,
+        json!({"text": "hi!"}),
+    )
+    .await
+    .ok(200);
+    app.post(&format!("{conv}/read"), &owner, json!({"seq": 1}))
+        .await
+        .ok(200);
+    app.post(&format!("{conv}/delivered"), &member, json!({"seq": 1}))
+        .await
+        .ok(200);
+    app.delete(&format!("{conv}/messages/{mid}/"), &member)
+        .await
+        .ok(200);
+    app.post(
+        &format!("{conv}/participants/"),
+        &owner,
+        json!({"user_id": extra.id}),
+    )
+    .await
+    .ok(201);
+    app.patch(
+        &format!("{conv}/participants/{}/", extra.id),
+        &owner,
+        json!({"role": "moderator"}),
+    )
+    .await
+    .ok(200);
+    app.delete(&format!("{conv}/participants/{}/", extra.id), &owner)
+        .await;
+    app.patch(&format!("{conv}/"), &owner, json!({"name": "renamed"}))
+        .await
+        .ok(200);
     app.delete(&format!("{conv}/"), &owner).await;
 
     let expected = [
@@ -136,7 +193,10 @@ async fn every_write_publishes_its_event_on_the_bus() {
     // One conversation's events share a shard; these writes were sequential, so the
     // stream holds them in the order they were made.
     assert_eq!(types(&seen), expected);
-    assert!(seen.iter().all(|d| d.envelope.event.conversation_id.as_uuid() == cid));
+    assert!(
+        seen.iter()
+            .all(|d| d.envelope.event.conversation_id.as_uuid() == cid)
+    );
     match &seen[1].envelope.event.payload {
         EventPayload::MessageCreated { message } => {
             assert_eq!(message.seq, 1);
@@ -153,10 +213,20 @@ async fn every_write_publishes_its_event_on_the_bus() {
         other => panic!("unexpected {other:?}"),
     }
     // A watermark that does not move publishes nothing; neither does a refused write.
-    app.post(&format!("/api/chat/conversations/{}/read", app.direct(&owner, &member).await), &owner, json!({"seq": 0}))
-        .await
-        .ok(200);
+    app.post(
+        &format!(
+            "/api/chat/conversations/{}/read",
+            app.direct(&owner, &member).await
+        ),
+        &owner,
+        json!({"seq": 0}),
+    )
+    .await
+    .ok(200);
     let quiet = tail.until(Duration::from_millis(600), |_| false).await;
     let leftover = quiet.err().map(|e| e.to_string()).unwrap_or_default();
-    assert!(leftover.contains("conversation.created") && !leftover.contains("receipt"), "{leftover}");
+    assert!(
+        leftover.contains("conversation.created") && !leftover.contains("receipt"),
+        "{leftover}"
+    );
 }

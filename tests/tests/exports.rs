@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chat_tests::fleet::Worker;
 use chat_tests::{TestApp, TestUser};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use uuid::Uuid;
 
 const TOTAL: i64 = 100_000;
@@ -31,13 +31,28 @@ async fn fill(app: &TestApp, cid: Uuid, sender: &TestUser) -> Vec<i64> {
     .execute(pool)
     .await
     .expect("fill");
-    sqlx::query("UPDATE conversations SET last_seq = $2 WHERE id = $1").bind(cid).bind(TOTAL).execute(pool).await.expect("seq");
-    (1..=TOTAL).filter(|g| g % 100 != 0 && g % 777 != 0).collect()
+    sqlx::query("UPDATE conversations SET last_seq = $2 WHERE id = $1")
+        .bind(cid)
+        .bind(TOTAL)
+        .execute(pool)
+        .await
+        .expect("seq");
+    (1..=TOTAL)
+        .filter(|g| g % 100 != 0 && g % 777 != 0)
+        .collect()
 }
 
-async fn wait_export(app: &TestApp, user: &TestUser, cid: Uuid, id: &str, until: impl Fn(&Value) -> bool) -> Value {
+async fn wait_export(
+    app: &TestApp,
+    user: &TestUser,
+    cid: Uuid,
+    id: &str,
+    until: impl Fn(&Value) -> bool,
+) -> Value {
     for _ in 0..3000 {
-        let e = app.get(&format!("/api/chat/conversations/{cid}/exports/{id}"), user).await;
+        let e = app
+            .get(&format!("/api/chat/conversations/{cid}/exports/{id}"), user)
+            .await;
         let body = e.ok(200).clone();
         if until(&body) {
             return body;
@@ -50,7 +65,10 @@ async fn wait_export(app: &TestApp, user: &TestUser, cid: Uuid, id: &str, until:
 async fn download(app: &TestApp, user: &TestUser, cid: Uuid, id: &str) -> Vec<u8> {
     let resp = app
         .http
-        .get(format!("{}/api/chat/conversations/{cid}/exports/{id}/download", app.base))
+        .get(format!(
+            "{}/api/chat/conversations/{cid}/exports/{id}/download",
+            app.base
+        ))
         .bearer_auth(&user.token)
         .send()
         .await
@@ -70,11 +88,19 @@ async fn a_killed_worker_s_export_is_retried_into_one_correct_file() {
 
     // CSV through the seed-002 alias, with a worker that dies half-way.
     let mut first = Worker::spawn(&app.settings).await.expect("worker");
-    let queued = app.get(&format!("/api/chat/channels/{cid}/export/?formato=csv"), &reader).await;
+    let queued = app
+        .get(
+            &format!("/api/chat/channels/{cid}/export/?formato=csv"),
+            &reader,
+        )
+        .await;
     let export = queued.ok(202).clone();
     assert_eq!(export["state"], "queued");
     let id = export["id"].as_str().expect("id").to_owned();
-    let running = wait_export(&app, &reader, cid, &id, |e| e["state"] == "running" && e["progress"].as_i64().unwrap_or(0) > 0).await;
+    let running = wait_export(&app, &reader, cid, &id, |e| {
+        e["state"] == "running" && e["progress"].as_i64().unwrap_or(0) > 0
+    })
+    .await;
     assert_eq!(running["total"], visible.len());
     first.kill().await;
     let second = Worker::spawn(&app.settings).await.expect("second worker");
@@ -83,31 +109,79 @@ async fn a_killed_worker_s_export_is_retried_into_one_correct_file() {
     assert_eq!(done["row_count"], visible.len());
     let peak = second.peak_rss_kib().expect("rss");
     eprintln!("peak RSS of the worker that ran the whole export: {peak} KiB");
-    assert!(peak < 200 * 1024, "worker memory is not bounded: {peak} KiB");
+    assert!(
+        peak < 200 * 1024,
+        "worker memory is not bounded: {peak} KiB"
+    );
 
     let csv = download(&app, &reader, cid, &id).await;
     let mut rows = csv::Reader::from_reader(csv.as_slice());
-    assert_eq!(rows.headers().expect("header").iter().collect::<Vec<_>>(), ["id", "remetente", "tipo", "conteudo", "timestamp"]);
+    assert_eq!(
+        rows.headers().expect("header").iter().collect::<Vec<_>>(),
+        ["id", "remetente", "tipo", "conteudo", "timestamp"]
+    );
     let records: Vec<csv::StringRecord> = rows.records().map(|r| r.expect("record")).collect();
-    assert_eq!(records.len(), visible.len(), "exactly the visible messages, once each");
+    assert_eq!(
+        records.len(),
+        visible.len(),
+        "exactly the visible messages, once each"
+    );
     let texts: Vec<&str> = records.iter().map(|r| &r[3]).collect();
     let expected: Vec<String> = visible
         .iter()
-        .map(|g| if g % 1000 == 0 { format!("'=HYPERLINK(\"x\") {g}") } else { format!("message {g}") })
+        .map(|g| {
+            if g % 1000 == 0 {
+                format!("'=HYPERLINK(\"x\") {g}")
+            } else {
+                format!("message {g}")
+            }
+        })
         .collect();
-    assert!(texts.iter().zip(&expected).all(|(a, b)| a == b), "rows out of order or not escaped");
-    assert!(records.iter().all(|r| &r[1] == owner.username.as_str() && &r[2] == "text"));
+    assert!(
+        texts.iter().zip(&expected).all(|(a, b)| a == b),
+        "rows out of order or not escaped"
+    );
+    assert!(
+        records
+            .iter()
+            .all(|r| &r[1] == owner.username.as_str() && &r[2] == "text")
+    );
 
     // Only participants see or download it.
     let path = format!("/api/chat/conversations/{cid}/exports/{id}");
     assert_eq!(app.get(&path, &outsider).await.problem(404), "not_found");
-    assert_eq!(app.get(&format!("{path}/download"), &outsider).await.problem(404), "not_found");
-    assert_eq!(app.get(&format!("/api/chat/channels/{cid}/export/?formato=csv"), &outsider).await.problem(404), "not_found");
-    let refused = app.post(&format!("/api/chat/conversations/{cid}/exports/"), &outsider, json!({"format": "csv"})).await;
+    assert_eq!(
+        app.get(&format!("{path}/download"), &outsider)
+            .await
+            .problem(404),
+        "not_found"
+    );
+    assert_eq!(
+        app.get(
+            &format!("/api/chat/channels/{cid}/export/?formato=csv"),
+            &outsider
+        )
+        .await
+        .problem(404),
+        "not_found"
+    );
+    let refused = app
+        .post(
+            &format!("/api/chat/conversations/{cid}/exports/"),
+            &outsider,
+            json!({"format": "csv"}),
+        )
+        .await;
     assert_eq!(refused.problem(404), "not_found");
 
     // JSON through the canonical endpoint, with a time window.
-    let queued = app.post(&format!("/api/chat/conversations/{cid}/exports/"), &owner, json!({"format": "json"})).await;
+    let queued = app
+        .post(
+            &format!("/api/chat/conversations/{cid}/exports/"),
+            &owner,
+            json!({"format": "json"}),
+        )
+        .await;
     let id = queued.ok(202)["id"].as_str().expect("id").to_owned();
     let done = wait_export(&app, &owner, cid, &id, |e| e["state"] == "done").await;
     assert_eq!(done["row_count"], visible.len());
@@ -118,7 +192,15 @@ async fn a_killed_worker_s_export_is_retried_into_one_correct_file() {
     for field in ["id", "remetente", "tipo", "conteudo", "timestamp"] {
         assert!(parsed[0].get(field).is_some(), "{field}");
     }
-    assert_eq!(app.get(&format!("/api/chat/channels/{cid}/export/?formato=xml"), &owner).await.problem(422), "validation_failed");
+    assert_eq!(
+        app.get(
+            &format!("/api/chat/channels/{cid}/export/?formato=xml"),
+            &owner
+        )
+        .await
+        .problem(422),
+        "validation_failed"
+    );
 }
 
 #[tokio::test]
@@ -135,7 +217,13 @@ async fn two_workers_share_the_queues_without_running_a_job_twice() {
     let mut ids = Vec::new();
     for i in 0..16 {
         let format = if i % 2 == 0 { "csv" } else { "json" };
-        let queued = app.post(&format!("/api/chat/conversations/{cid}/exports/"), &owner, json!({"format": format})).await;
+        let queued = app
+            .post(
+                &format!("/api/chat/conversations/{cid}/exports/"),
+                &owner,
+                json!({"format": format}),
+            )
+            .await;
         ids.push(queued.ok(202)["id"].as_str().expect("id").to_owned());
     }
     for id in &ids {

@@ -13,7 +13,12 @@ use uuid::Uuid;
 /// A client that reads until it has seen `total` messages, reconnecting (with its last
 /// seq) to the next gateway in `urls` whenever its socket ends. Returns every seq it
 /// received, in order of arrival.
-async fn reader(urls: Vec<String>, user: TestUser, cid: Uuid, total: Arc<Mutex<Option<i64>>>) -> Vec<i64> {
+async fn reader(
+    urls: Vec<String>,
+    user: TestUser,
+    cid: Uuid,
+    total: Arc<Mutex<Option<i64>>>,
+) -> Vec<i64> {
     let mut seen: Vec<i64> = Vec::new();
     let mut attempt = 0usize;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
@@ -31,9 +36,10 @@ async fn reader(urls: Vec<String>, user: TestUser, cid: Uuid, total: Arc<Mutex<O
         };
         loop {
             if let Some(t) = *total.lock().await
-                && seen.last().copied().unwrap_or(0) >= t {
-                    return seen;
-                }
+                && seen.last().copied().unwrap_or(0) >= t
+            {
+                return seen;
+            }
             if tokio::time::Instant::now() > deadline {
                 return seen;
             }
@@ -50,7 +56,13 @@ async fn reader(urls: Vec<String>, user: TestUser, cid: Uuid, total: Arc<Mutex<O
     }
 }
 
-async fn steady_sender(app: &TestApp, sender: &TestUser, cid: Uuid, count: usize, pause: Duration) -> i64 {
+async fn steady_sender(
+    app: &TestApp,
+    sender: &TestUser,
+    cid: Uuid,
+    count: usize,
+    pause: Duration,
+) -> i64 {
     let mut last = 0;
     for i in 0..count {
         let m: Value = app.send(sender, cid, &format!("steady {i}")).await;
@@ -63,8 +75,12 @@ async fn steady_sender(app: &TestApp, sender: &TestUser, cid: Uuid, count: usize
 #[tokio::test]
 async fn killing_a_gateway_loses_and_duplicates_nothing() {
     let app = TestApp::spawn().await.expect("app");
-    let mut doomed = Gateway::spawn("doomed", &app.settings, &[]).await.expect("doomed");
-    let survivor = Gateway::spawn("survivor", &app.settings, &[]).await.expect("survivor");
+    let mut doomed = Gateway::spawn("doomed", &app.settings, &[])
+        .await
+        .expect("doomed");
+    let survivor = Gateway::spawn("survivor", &app.settings, &[])
+        .await
+        .expect("survivor");
     let sender = app.user("sender").await;
     let mut readers = Vec::new();
     for i in 0..5 {
@@ -92,14 +108,20 @@ async fn killing_a_gateway_loses_and_duplicates_nothing() {
     *total.lock().await = Some(last);
     for (i, task) in tasks.into_iter().enumerate() {
         let seen = task.await.expect("reader");
-        assert_eq!(seen, (1..=last).collect::<Vec<_>>(), "reader {i} missed or repeated messages");
+        assert_eq!(
+            seen,
+            (1..=last).collect::<Vec<_>>(),
+            "reader {i} missed or repeated messages"
+        );
     }
 }
 
 #[tokio::test]
 async fn restarting_redis_loses_and_duplicates_nothing() {
     let mut redis = RedisServer::start().await.expect("redis");
-    let app = TestApp::spawn_with(|s| s.redis_url = redis.url()).await.expect("app");
+    let app = TestApp::spawn_with(|s| s.redis_url = redis.url())
+        .await
+        .expect("app");
     let g1 = Gateway::spawn("g1", &app.settings, &[]).await.expect("g1");
     let g2 = Gateway::spawn("g2", &app.settings, &[]).await.expect("g2");
     let sender = app.user("sender").await;
@@ -107,14 +129,27 @@ async fn restarting_redis_loses_and_duplicates_nothing() {
     let r2 = app.user("r2").await;
     let cid = app.group(&sender, &[&r1, &r2]).await;
     let total = Arc::new(Mutex::new(None));
-    let t1 = tokio::spawn(reader(vec![g1.url("/ws"), g2.url("/ws")], r1.clone(), cid, total.clone()));
-    let t2 = tokio::spawn(reader(vec![g2.url("/ws"), g1.url("/ws")], r2.clone(), cid, total.clone()));
+    let t1 = tokio::spawn(reader(
+        vec![g1.url("/ws"), g2.url("/ws")],
+        r1.clone(),
+        cid,
+        total.clone(),
+    ));
+    let t2 = tokio::spawn(reader(
+        vec![g2.url("/ws"), g1.url("/ws")],
+        r2.clone(),
+        cid,
+        total.clone(),
+    ));
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     steady_sender(&app, &sender, cid, 50, Duration::from_millis(5)).await;
     // Redis goes away (losing its streams) while messages keep being accepted.
     let restart = tokio::spawn(async move {
-        redis.restart(Duration::from_millis(800)).await.map(|_| redis)
+        redis
+            .restart(Duration::from_millis(800))
+            .await
+            .map(|_| redis)
     });
     steady_sender(&app, &sender, cid, 10, Duration::from_millis(50)).await;
     let _redis = restart.await.expect("join").expect("redis back");
@@ -122,20 +157,32 @@ async fn restarting_redis_loses_and_duplicates_nothing() {
     *total.lock().await = Some(last);
     for (name, task) in [("r1", t1), ("r2", t2)] {
         let seen = task.await.expect("reader");
-        assert_eq!(seen, (1..=last).collect::<Vec<_>>(), "{name} missed or repeated messages");
+        assert_eq!(
+            seen,
+            (1..=last).collect::<Vec<_>>(),
+            "{name} missed or repeated messages"
+        );
     }
 }
 
 #[tokio::test]
 async fn a_removal_whose_event_redis_lost_takes_effect_at_the_resync() {
     let mut redis = RedisServer::start().await.expect("redis");
-    let app = TestApp::spawn_with(|s| s.redis_url = redis.url()).await.expect("app");
-    let gateway = Gateway::spawn("g", &app.settings, &[]).await.expect("gateway");
+    let app = TestApp::spawn_with(|s| s.redis_url = redis.url())
+        .await
+        .expect("app");
+    let gateway = Gateway::spawn("g", &app.settings, &[])
+        .await
+        .expect("gateway");
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
     let cid = app.group(&alice, &[&bob]).await;
-    let mut everything = WsClient::connect(&gateway.url("/ws"), &bob.token).await.expect("bob /ws");
-    let mut one = WsClient::connect(&gateway.url(&format!("/ws/chat/{cid}/")), &bob.token).await.expect("bob one");
+    let mut everything = WsClient::connect(&gateway.url("/ws"), &bob.token)
+        .await
+        .expect("bob /ws");
+    let mut one = WsClient::connect(&gateway.url(&format!("/ws/chat/{cid}/")), &bob.token)
+        .await
+        .expect("bob one");
 
     // Bob is removed, and no `participant.left` reaches the gateway: as when it was in
     // the streams a restarting Redis lost.
@@ -145,7 +192,10 @@ async fn a_removal_whose_event_redis_lost_takes_effect_at_the_resync() {
         .execute(app.service.store().pool())
         .await
         .expect("remove");
-    redis.restart(Duration::from_millis(500)).await.expect("redis back");
+    redis
+        .restart(Duration::from_millis(500))
+        .await
+        .expect("redis back");
 
     // The resync after the outage finds that Bob left: the one-conversation socket closes.
     match one.closed(Duration::from_secs(15)).await.expect("closed") {
@@ -157,7 +207,10 @@ async fn a_removal_whose_event_redis_lost_takes_effect_at_the_resync() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
     while tokio::time::Instant::now() < deadline {
         match everything.next(Duration::from_millis(300)).await {
-            Ok(frame) => assert_ne!(frame["type"], "message.created", "a removed member got {frame}"),
+            Ok(frame) => assert_ne!(
+                frame["type"], "message.created",
+                "a removed member got {frame}"
+            ),
             Err(e) if e.to_string().contains("timed out") => {}
             Err(e) => panic!("socket failed: {e}"),
         }

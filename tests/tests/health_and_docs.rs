@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use chat_tests::{test_settings, TestApp};
+use chat_tests::{TestApp, test_settings};
 use reqwest::Method;
 use serde_json::json;
 
@@ -13,12 +13,26 @@ async fn health_readiness_spec_and_docs_are_served() {
     let health = app.raw(Method::GET, "/healthz", None, None).await;
     assert_eq!(health.ok(200)["status"], "ok");
     let ready = app.raw(Method::GET, "/readyz", None, None).await;
-    assert_eq!(ready.ok(200), &json!({"status": "ok", "postgres": "ok", "redis": "ok"}));
+    assert_eq!(
+        ready.ok(200),
+        &json!({"status": "ok", "postgres": "ok", "redis": "ok"})
+    );
     let spec = app.raw(Method::GET, "/openapi.json", None, None).await;
     assert!(spec.ok(200)["paths"]["/api/chat/conversations"].is_object());
-    let docs = app.http.get(format!("{}/docs", app.base)).send().await.expect("docs");
+    let docs = app
+        .http
+        .get(format!("{}/docs", app.base))
+        .send()
+        .await
+        .expect("docs");
     assert_eq!(docs.status().as_u16(), 200);
-    assert!(docs.text().await.expect("html").to_lowercase().contains("swagger"));
+    assert!(
+        docs.text()
+            .await
+            .expect("html")
+            .to_lowercase()
+            .contains("swagger")
+    );
 }
 
 #[tokio::test]
@@ -30,7 +44,13 @@ async fn requests_get_a_retryable_503_while_postgres_is_unreachable() {
     let service = settings.build().expect("service builds without a database");
     let bound = chat_api::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", bound.local_addr);
-    tokio::spawn(chat_api::serve(bound, service, chat_tests::web_settings(Vec::new()), std::future::pending(), Duration::from_secs(1)));
+    tokio::spawn(chat_api::serve(
+        bound,
+        service,
+        chat_tests::web_settings(Vec::new()),
+        std::future::pending(),
+        Duration::from_secs(1),
+    ));
     let http = reqwest::Client::new();
     let resp = http
         .post(format!("{base}/api/auth/login"))
@@ -42,7 +62,11 @@ async fn requests_get_a_retryable_503_while_postgres_is_unreachable() {
     assert_eq!(resp.headers()["retry-after"], "1");
     let body: serde_json::Value = resp.json().await.expect("json");
     assert_eq!(body["code"], "unavailable");
-    let ready = http.get(format!("{base}/readyz")).send().await.expect("send");
+    let ready = http
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .expect("send");
     assert_eq!(ready.status().as_u16(), 503);
     let body: serde_json::Value = ready.json().await.expect("json");
     assert_eq!(body["postgres"], "unavailable");

@@ -10,8 +10,8 @@ use chat_tests::fleet::{Gateway, Worker, WsClient};
 use chat_tests::{TestApp, TestUser};
 use hmac::{Hmac, Mac};
 use poem::web::Data;
-use poem::{handler, EndpointExt, Route};
-use serde_json::{json, Value};
+use poem::{EndpointExt, Route, handler};
+use serde_json::{Value, json};
 use sha2::Sha256;
 
 /// What the receiver saw, per path.
@@ -23,12 +23,21 @@ struct Inbox {
 }
 
 #[handler]
-async fn receive(req: &poem::Request, body: Vec<u8>, inbox: Data<&Arc<Mutex<Inbox>>>) -> poem::http::StatusCode {
+async fn receive(
+    req: &poem::Request,
+    body: Vec<u8>,
+    inbox: Data<&Arc<Mutex<Inbox>>>,
+) -> poem::http::StatusCode {
     let path = req.uri().path().to_owned();
     let headers = req
         .headers()
         .iter()
-        .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                v.to_str().unwrap_or_default().to_owned(),
+            )
+        })
         .collect();
     let mut inbox = inbox.lock().expect("lock");
     let status = match inbox.failures.get_mut(&path) {
@@ -38,7 +47,11 @@ async fn receive(req: &poem::Request, body: Vec<u8>, inbox: Data<&Arc<Mutex<Inbo
         }
         _ => 200,
     };
-    inbox.calls.entry(path).or_default().push((headers, body, status));
+    inbox
+        .calls
+        .entry(path)
+        .or_default()
+        .push((headers, body, status));
     poem::http::StatusCode::from_u16(status).unwrap_or(poem::http::StatusCode::OK)
 }
 
@@ -47,13 +60,23 @@ fn verify(secret: &str, headers: &HashMap<String, String>, body: &[u8]) -> bool 
     mac.update(headers["x-chat-timestamp"].as_bytes());
     mac.update(b".");
     mac.update(body);
-    let expected: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    let expected: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     headers["x-chat-signature"] == format!("sha256={expected}")
 }
 
 async fn webhook(app: &TestApp, user: &TestUser, url: String) -> String {
-    let created = app.post("/api/notifications/webhooks", user, json!({"url": url})).await;
-    created.ok(201)["secret"].as_str().expect("secret").to_owned()
+    let created = app
+        .post("/api/notifications/webhooks", user, json!({"url": url}))
+        .await;
+    created.ok(201)["secret"]
+        .as_str()
+        .expect("secret")
+        .to_owned()
 }
 
 #[tokio::test]
@@ -63,7 +86,9 @@ async fn notifications_are_signed_retried_and_dead_lettered() {
     // The webhook receiver: a small HTTP server of the test's own.
     let bound = chat_api::bind("127.0.0.1:0").await.expect("receiver");
     let hooks = format!("http://{}", bound.local_addr);
-    let receiver = Route::new().at("/*path", poem::post(receive)).data(inbox.clone());
+    let receiver = Route::new()
+        .at("/*path", poem::post(receive))
+        .data(inbox.clone());
     tokio::spawn(poem::Server::new_with_acceptor(bound.into_acceptor()).run(receiver));
 
     let installation_secret = "installation-secret-0123456789";
@@ -80,7 +105,9 @@ async fn notifications_are_signed_retried_and_dead_lettered() {
     )
     .await
     .expect("worker");
-    let gw = Gateway::spawn("g", &app.settings, &[]).await.expect("gateway");
+    let gw = Gateway::spawn("g", &app.settings, &[])
+        .await
+        .expect("gateway");
 
     let alice = app.user("alice").await;
     let bob = app.user("bob").await; // offline; his endpoint fails twice first
@@ -88,19 +115,48 @@ async fn notifications_are_signed_retried_and_dead_lettered() {
     let dave = app.user("dave").await; // online and mentioned
     let erin = app.user("erin").await; // online, not mentioned
     let frank = app.user("frank").await; // offline; his endpoint always fails
-    let cid = app.group(&alice, &[&bob, &carol, &dave, &erin, &frank]).await;
+    let cid = app
+        .group(&alice, &[&bob, &carol, &dave, &erin, &frank])
+        .await;
     let mut secrets = HashMap::new();
-    for (user, path) in [(&bob, "/bob"), (&carol, "/carol"), (&dave, "/dave"), (&erin, "/erin"), (&frank, "/frank")] {
+    for (user, path) in [
+        (&bob, "/bob"),
+        (&carol, "/carol"),
+        (&dave, "/dave"),
+        (&erin, "/erin"),
+        (&frank, "/frank"),
+    ] {
         secrets.insert(path, webhook(&app, user, format!("{hooks}{path}")).await);
     }
-    inbox.lock().expect("lock").failures.insert("/bob".into(), 2);
-    inbox.lock().expect("lock").failures.insert("/frank".into(), usize::MAX);
-    let muted = app.raw(reqwest::Method::PUT, &format!("/api/chat/conversations/{cid}/mute"), Some(&carol.token), Some(json!({"muted": true}))).await;
+    inbox
+        .lock()
+        .expect("lock")
+        .failures
+        .insert("/bob".into(), 2);
+    inbox
+        .lock()
+        .expect("lock")
+        .failures
+        .insert("/frank".into(), usize::MAX);
+    let muted = app
+        .raw(
+            reqwest::Method::PUT,
+            &format!("/api/chat/conversations/{cid}/mute"),
+            Some(&carol.token),
+            Some(json!({"muted": true})),
+        )
+        .await;
     assert_eq!(muted.status.as_u16(), 204);
-    let _dave_ws = WsClient::connect(&gw.url("/ws"), &dave.token).await.expect("dave online");
-    let _erin_ws = WsClient::connect(&gw.url("/ws"), &erin.token).await.expect("erin online");
+    let _dave_ws = WsClient::connect(&gw.url("/ws"), &dave.token)
+        .await
+        .expect("dave online");
+    let _erin_ws = WsClient::connect(&gw.url("/ws"), &erin.token)
+        .await
+        .expect("erin online");
 
-    let sent = app.send(&alice, cid, &format!("hello @{}", dave.username)).await;
+    let sent = app
+        .send(&alice, cid, &format!("hello @{}", dave.username))
+        .await;
 
     // Wait until bob's third attempt succeeded and frank's third failed.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
@@ -108,11 +164,18 @@ async fn notifications_are_signed_retried_and_dead_lettered() {
         {
             let inbox = inbox.lock().expect("lock");
             let count = |p: &str| inbox.calls.get(p).map_or(0, Vec::len);
-            if count("/bob") >= 3 && count("/frank") >= 3 && count("/dave") >= 1 && count("/installation") >= 3 {
+            if count("/bob") >= 3
+                && count("/frank") >= 3
+                && count("/dave") >= 1
+                && count("/installation") >= 3
+            {
                 break;
             }
         }
-        assert!(tokio::time::Instant::now() < deadline, "notifications did not arrive in time");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "notifications did not arrive in time"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tokio::time::sleep(Duration::from_secs(3)).await; // nothing more must come
@@ -120,8 +183,12 @@ async fn notifications_are_signed_retried_and_dead_lettered() {
     let inbox = inbox.lock().expect("lock");
     // Bob: two failures, then one success; the same delivery every time, each signed.
     let bob_calls = &inbox.calls["/bob"];
-    assert_eq!(bob_calls.iter().map(|c| c.2).collect::<Vec<_>>(), vec![500, 500, 200]);
-    let ids: std::collections::BTreeSet<&String> = bob_calls.iter().map(|c| &c.0["x-chat-delivery"]).collect();
+    assert_eq!(
+        bob_calls.iter().map(|c| c.2).collect::<Vec<_>>(),
+        vec![500, 500, 200]
+    );
+    let ids: std::collections::BTreeSet<&String> =
+        bob_calls.iter().map(|c| &c.0["x-chat-delivery"]).collect();
     assert_eq!(ids.len(), 1);
     for (headers, body, _) in bob_calls {
         assert!(verify(&secrets["/bob"], headers, body), "bad signature");
@@ -135,14 +202,22 @@ async fn notifications_are_signed_retried_and_dead_lettered() {
     assert_eq!(dave_calls.len(), 1);
     let payload: Value = serde_json::from_slice(&dave_calls[0].1).expect("json");
     assert_eq!(payload["reason"], "mention");
-    assert!(verify(&secrets["/dave"], &dave_calls[0].0, &dave_calls[0].1));
+    assert!(verify(
+        &secrets["/dave"],
+        &dave_calls[0].0,
+        &dave_calls[0].1
+    ));
     // Nothing for muted Carol or online, unmentioned Erin; never for the sender.
     assert!(!inbox.calls.contains_key("/carol"));
     assert!(!inbox.calls.contains_key("/erin"));
     // The installation's endpoint hears about bob, dave and frank, signed with its secret.
     let installation = &inbox.calls["/installation"];
     assert_eq!(installation.len(), 3);
-    assert!(installation.iter().all(|(h, b, _)| verify(installation_secret, h, b)));
+    assert!(
+        installation
+            .iter()
+            .all(|(h, b, _)| verify(installation_secret, h, b))
+    );
     // Frank: three failed attempts, then dead-lettered.
     assert_eq!(inbox.calls["/frank"].len(), 3);
     drop(inbox);
@@ -152,7 +227,12 @@ async fn notifications_are_signed_retried_and_dead_lettered() {
     .fetch_all(app.service.store().pool())
     .await
     .expect("deliveries");
-    let state_of = |suffix: &str| states.iter().find(|(e, _, _)| e.ends_with(suffix)).map(|(_, s, a)| (s.clone(), *a));
+    let state_of = |suffix: &str| {
+        states
+            .iter()
+            .find(|(e, _, _)| e.ends_with(suffix))
+            .map(|(_, s, a)| (s.clone(), *a))
+    };
     assert_eq!(state_of("/bob"), Some(("delivered".into(), 3)));
     assert_eq!(state_of("/frank"), Some(("dead".into(), 3)));
     assert_eq!(state_of("/dave"), Some(("delivered".into(), 1)));
@@ -163,21 +243,53 @@ async fn webhooks_are_the_callers_own_and_validated() {
     let app = TestApp::spawn().await.expect("app");
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
-    let created = app.post("/api/notifications/webhooks", &alice, json!({"url": "https://example.invalid/hook"})).await;
+    let created = app
+        .post(
+            "/api/notifications/webhooks",
+            &alice,
+            json!({"url": "https://example.invalid/hook"}),
+        )
+        .await;
     let id = created.ok(201)["id"].as_str().expect("id").to_owned();
     let listed = app.get("/api/notifications/webhooks", &alice).await;
     assert_eq!(listed.ok(200).as_array().map(Vec::len), Some(1));
-    assert!(listed.body[0].get("secret").is_none(), "secrets are shown once");
-    assert_eq!(app.get("/api/notifications/webhooks", &bob).await.ok(200), &json!([]));
-    assert_eq!(app.delete(&format!("/api/notifications/webhooks/{id}"), &bob).await.problem(404), "not_found");
+    assert!(
+        listed.body[0].get("secret").is_none(),
+        "secrets are shown once"
+    );
+    assert_eq!(
+        app.get("/api/notifications/webhooks", &bob).await.ok(200),
+        &json!([])
+    );
+    assert_eq!(
+        app.delete(&format!("/api/notifications/webhooks/{id}"), &bob)
+            .await
+            .problem(404),
+        "not_found"
+    );
     for bad in ["ftp://x", "not a url", "javascript:alert(1)"] {
-        let r = app.post("/api/notifications/webhooks", &alice, json!({"url": bad})).await;
+        let r = app
+            .post("/api/notifications/webhooks", &alice, json!({"url": bad}))
+            .await;
         assert_eq!(r.problem(422), "validation_failed", "{bad}");
     }
-    assert_eq!(app.delete(&format!("/api/notifications/webhooks/{id}"), &alice).await.status.as_u16(), 204);
+    assert_eq!(
+        app.delete(&format!("/api/notifications/webhooks/{id}"), &alice)
+            .await
+            .status
+            .as_u16(),
+        204
+    );
     // Muting needs membership.
     let c = app.direct(&alice, &bob).await;
     let eve = app.user("eve").await;
-    let r = app.raw(reqwest::Method::PUT, &format!("/api/chat/conversations/{c}/mute"), Some(&eve.token), Some(json!({"muted": true}))).await;
+    let r = app
+        .raw(
+            reqwest::Method::PUT,
+            &format!("/api/chat/conversations/{c}/mute"),
+            Some(&eve.token),
+            Some(json!({"muted": true})),
+        )
+        .await;
     assert_eq!(r.problem(404), "not_found");
 }

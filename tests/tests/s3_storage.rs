@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use chat_tests::fleet::Worker;
 use chat_tests::TestApp;
-use serde_json::{json, Value};
+use chat_tests::fleet::Worker;
+use serde_json::{Value, json};
 
 fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("{name} is set by ./ops/test"))
@@ -31,22 +31,37 @@ async fn files_live_in_s3_and_downloads_are_signed_urls() {
     let bob = app.user("bob").await;
     let eve = app.user("eve").await;
     let cid = app.direct(&alice, &bob).await;
-    let text = "notes from the meeting\nline two\n".repeat(200).into_bytes();
+    let text = "notes from the meeting\nline two\n"
+        .repeat(200)
+        .into_bytes();
 
-    let part = reqwest::multipart::Part::bytes(text.clone()).file_name("notes.txt").mime_str("text/plain").expect("mime");
+    let part = reqwest::multipart::Part::bytes(text.clone())
+        .file_name("notes.txt")
+        .mime_str("text/plain")
+        .expect("mime");
     let resp = app
         .http
-        .post(format!("{}/api/chat/conversations/{cid}/attachments/", app.base))
+        .post(format!(
+            "{}/api/chat/conversations/{cid}/attachments/",
+            app.base
+        ))
         .bearer_auth(&alice.token)
         .multipart(reqwest::multipart::Form::new().part("file", part))
         .send()
         .await
         .expect("upload");
     assert_eq!(resp.status().as_u16(), 201);
-    let id = resp.json::<Value>().await.expect("json")["id"].as_str().expect("id").to_owned();
+    let id = resp.json::<Value>().await.expect("json")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
     let mut state = Value::Null;
     for _ in 0..200 {
-        state = app.get(&format!("/api/chat/attachments/{id}"), &alice).await.ok(200).clone();
+        state = app
+            .get(&format!("/api/chat/attachments/{id}"), &alice)
+            .await
+            .ok(200)
+            .clone();
         if state["state"] != "pending" {
             break;
         }
@@ -56,7 +71,10 @@ async fn files_live_in_s3_and_downloads_are_signed_urls() {
     assert_eq!(state["content_type"], "text/plain");
 
     // Participants are redirected to a signed URL that works without our token.
-    let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
     let resp = no_redirects
         .get(format!("{}/api/chat/attachments/{id}/download", app.base))
         .bearer_auth(&bob.token)
@@ -64,7 +82,10 @@ async fn files_live_in_s3_and_downloads_are_signed_urls() {
         .await
         .expect("download");
     assert_eq!(resp.status().as_u16(), 302);
-    let url = resp.headers()["location"].to_str().expect("location").to_owned();
+    let url = resp.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned();
     assert!(url.starts_with(&env("CHAT_S3_TEST_ENDPOINT")), "{url}");
     assert!(url.contains("X-Amz-Signature="), "{url}");
     let fetched = no_redirects.get(&url).send().await.expect("signed get");
@@ -76,17 +97,44 @@ async fn files_live_in_s3_and_downloads_are_signed_urls() {
     let mut tampered = url.clone();
     let flipped = if &url[at..at + 1] == "0" { "1" } else { "0" };
     tampered.replace_range(at..at + 1, flipped);
-    assert_eq!(no_redirects.get(&tampered).send().await.expect("tampered").status().as_u16(), 403);
+    assert_eq!(
+        no_redirects
+            .get(&tampered)
+            .send()
+            .await
+            .expect("tampered")
+            .status()
+            .as_u16(),
+        403
+    );
     // Non-participants get no URL at all.
-    assert_eq!(app.get(&format!("/api/chat/attachments/{id}/download"), &eve).await.problem(404), "not_found");
+    assert_eq!(
+        app.get(&format!("/api/chat/attachments/{id}/download"), &eve)
+            .await
+            .problem(404),
+        "not_found"
+    );
 
     // Exports land in the bucket too.
     app.send(&alice, cid, "hello @bob").await;
-    let queued = app.post(&format!("/api/chat/conversations/{cid}/exports/"), &bob, json!({"format": "json"})).await;
+    let queued = app
+        .post(
+            &format!("/api/chat/conversations/{cid}/exports/"),
+            &bob,
+            json!({"format": "json"}),
+        )
+        .await;
     let export = queued.ok(202)["id"].as_str().expect("id").to_owned();
     let mut done = Value::Null;
     for _ in 0..300 {
-        done = app.get(&format!("/api/chat/conversations/{cid}/exports/{export}"), &bob).await.ok(200).clone();
+        done = app
+            .get(
+                &format!("/api/chat/conversations/{cid}/exports/{export}"),
+                &bob,
+            )
+            .await
+            .ok(200)
+            .clone();
         if done["state"] == "done" {
             break;
         }
@@ -94,13 +142,20 @@ async fn files_live_in_s3_and_downloads_are_signed_urls() {
     }
     assert_eq!(done["state"], "done", "{done}");
     let resp = no_redirects
-        .get(format!("{}/api/chat/conversations/{cid}/exports/{export}/download", app.base))
+        .get(format!(
+            "{}/api/chat/conversations/{cid}/exports/{export}/download",
+            app.base
+        ))
         .bearer_auth(&bob.token)
         .send()
         .await
         .expect("download");
     assert_eq!(resp.status().as_u16(), 302);
-    let body = no_redirects.get(resp.headers()["location"].to_str().expect("location")).send().await.expect("get");
+    let body = no_redirects
+        .get(resp.headers()["location"].to_str().expect("location"))
+        .send()
+        .await
+        .expect("get");
     let rows: Vec<Value> = body.json().await.expect("json");
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["conteudo"], "hello @bob");

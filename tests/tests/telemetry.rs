@@ -41,7 +41,10 @@ async fn chat_api_exports_traces_and_metrics_over_otlp() {
 }
 
 /// Spawns `chat-api serve` on a free port exporting to `otlp`; returns (process, base URL).
-async fn api_process(settings: &chat_service::ServiceSettings, otlp: &str) -> (tokio::process::Child, String) {
+async fn api_process(
+    settings: &chat_service::ServiceSettings,
+    otlp: &str,
+) -> (tokio::process::Child, String) {
     let api_port = free_port().expect("port");
     let child = Command::new(binary("chat-api").expect("chat-api binary"))
         .arg("serve")
@@ -85,7 +88,10 @@ async fn oteltap() -> (tokio::process::Child, Lines, String) {
         .expect("oteltap");
     let lines = BufReader::new(receiver.stdout.take().expect("stdout")).lines();
     for _ in 0..200 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
@@ -100,7 +106,11 @@ async fn an_upload_s_trace_continues_into_the_worker_job() {
     let (_api, base) = api_process(&settings, &otlp).await;
     let _worker = chat_tests::fleet::Worker::spawn_with(
         &settings,
-        &[("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.as_str()), ("OTEL_BSP_SCHEDULE_DELAY", "100"), ("RUST_LOG", "info")],
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.as_str()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+            ("RUST_LOG", "info"),
+        ],
     )
     .await
     .expect("worker");
@@ -109,9 +119,24 @@ async fn an_upload_s_trace_continues_into_the_worker_job() {
     let mut tokens = Vec::new();
     for name in ["tracer_a", "tracer_b"] {
         let creds = json!({"username": name, "password": "a long password"});
-        http.post(format!("{base}/api/auth/register")).json(&creds).send().await.expect("register");
-        let login: serde_json::Value = http.post(format!("{base}/api/auth/login")).json(&creds).send().await.expect("login").json().await.expect("json");
-        tokens.push((login["access_token"].as_str().expect("token").to_owned(), login["user_id"].as_str().expect("id").to_owned()));
+        http.post(format!("{base}/api/auth/register"))
+            .json(&creds)
+            .send()
+            .await
+            .expect("register");
+        let login: serde_json::Value = http
+            .post(format!("{base}/api/auth/login"))
+            .json(&creds)
+            .send()
+            .await
+            .expect("login")
+            .json()
+            .await
+            .expect("json");
+        tokens.push((
+            login["access_token"].as_str().expect("token").to_owned(),
+            login["user_id"].as_str().expect("id").to_owned(),
+        ));
     }
     let conv: serde_json::Value = http
         .post(format!("{base}/api/chat/conversations/"))
@@ -139,16 +164,25 @@ async fn an_upload_s_trace_continues_into_the_worker_job() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         if let Some(t) = &request_trace
-            && job_traces.contains(t) {
-                break;
-            }
+            && job_traces.contains(t)
+        {
+            break;
+        }
         let line = tokio::time::timeout_at(deadline, lines.next_line())
             .await
-            .unwrap_or_else(|_| panic!("no matching spans: request trace {request_trace:?}, job traces {job_traces:?}"))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "no matching spans: request trace {request_trace:?}, job traces {job_traces:?}"
+                )
+            })
             .expect("read")
             .expect("oteltap running");
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
-        let Some(trace) = v["traceId"].as_str() else { continue };
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        let Some(trace) = v["traceId"].as_str() else {
+            continue;
+        };
         if v["name"] == "request" && line.contains("/attachments") {
             request_trace = Some(trace.to_owned());
         }

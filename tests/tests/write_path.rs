@@ -6,12 +6,12 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use chat_domain::{ConversationId, MessageId, MessageKind, UserId};
-use chat_service::messages::SendMessage;
 use chat_service::Caller;
+use chat_service::messages::SendMessage;
 use chat_store::messages::{InsertError, Inserted, NewMessage};
 use chat_tests::fleet::{Gateway, RedisServer, WsClient};
 use chat_tests::{TestApp, TestUser};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use uuid::Uuid;
 
 async fn caller_of(app: &TestApp, user: &TestUser) -> Caller {
@@ -68,7 +68,10 @@ async fn concurrent_sends_over_many_conversations_batch_with_dense_seqs_and_one_
                             client_msg_id: Some(key.clone()),
                             ..Default::default()
                         };
-                        let sent = service.send_message(&caller, ConversationId(cid), request).await.expect("send");
+                        let sent = service
+                            .send_message(&caller, ConversationId(cid), request)
+                            .await
+                            .expect("send");
                         (key, cid, sent)
                     });
                 }
@@ -81,26 +84,41 @@ async fn concurrent_sends_over_many_conversations_batch_with_dense_seqs_and_one_
     let mut created_per_key: HashMap<String, usize> = HashMap::new();
     for (key, cid, sent) in &results {
         assert_eq!(sent.message.conversation_id.as_uuid(), *cid);
-        by_key.entry(key.clone()).or_default().insert(sent.message.id);
+        by_key
+            .entry(key.clone())
+            .or_default()
+            .insert(sent.message.id);
         *created_per_key.entry(key.clone()).or_default() += usize::from(sent.created);
     }
     assert_eq!(by_key.len(), 8 * 10 * 10);
-    assert!(by_key.values().all(|ids| ids.len() == 1), "a key gave two messages");
-    assert!(created_per_key.values().all(|&n| n == 1), "a key was created twice or never");
+    assert!(
+        by_key.values().all(|ids| ids.len() == 1),
+        "a key gave two messages"
+    );
+    assert!(
+        created_per_key.values().all(|&n| n == 1),
+        "a key was created twice or never"
+    );
 
     for &cid in &conversations {
-        let count: i64 = sqlx::query_scalar("SELECT count(*) FROM messages WHERE conversation_id = $1")
-            .bind(cid)
-            .fetch_one(app.service.store().pool())
-            .await
-            .expect("count");
+        let count: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM messages WHERE conversation_id = $1")
+                .bind(cid)
+                .fetch_one(app.service.store().pool())
+                .await
+                .expect("count");
         assert_eq!(count, 80);
-        let seqs: Vec<i64> = sqlx::query_scalar("SELECT seq FROM messages WHERE conversation_id = $1 ORDER BY seq")
-            .bind(cid)
-            .fetch_all(app.service.store().pool())
-            .await
-            .expect("seqs");
-        assert_eq!(seqs, (1..=80).collect::<Vec<_>>(), "seqs of {cid} are not dense");
+        let seqs: Vec<i64> =
+            sqlx::query_scalar("SELECT seq FROM messages WHERE conversation_id = $1 ORDER BY seq")
+                .bind(cid)
+                .fetch_all(app.service.store().pool())
+                .await
+                .expect("seqs");
+        assert_eq!(
+            seqs,
+            (1..=80).collect::<Vec<_>>(),
+            "seqs of {cid} are not dense"
+        );
         let last: i64 = sqlx::query_scalar("SELECT last_seq FROM conversations WHERE id = $1")
             .bind(cid)
             .fetch_one(app.service.store().pool())
@@ -109,10 +127,18 @@ async fn concurrent_sends_over_many_conversations_batch_with_dense_seqs_and_one_
         assert_eq!(last, 80);
     }
     let stats = app.service.stats();
-    let batches = stats.write_batches.load(std::sync::atomic::Ordering::Relaxed);
-    let largest = stats.write_batch_largest.load(std::sync::atomic::Ordering::Relaxed);
+    let batches = stats
+        .write_batches
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let largest = stats
+        .write_batch_largest
+        .load(std::sync::atomic::Ordering::Relaxed);
     assert!(largest > 1, "sends were never batched");
-    assert!(batches < results.len() as u64, "{batches} batches for {} sends", results.len());
+    assert!(
+        batches < results.len() as u64,
+        "{batches} batches for {} sends",
+        results.len()
+    );
 }
 
 #[tokio::test]
@@ -140,21 +166,38 @@ async fn a_bad_message_fails_alone_and_the_rest_of_its_batch_commits() {
         new_message(cid, e, "not a member", Some("e-1")),
         reply_ok,
         reply_elsewhere,
-        new_message(cid, a, "first again (a retry in the same batch)", Some("a-1")),
+        new_message(
+            cid,
+            a,
+            "first again (a retry in the same batch)",
+            Some("a-1"),
+        ),
         mentions,
         new_message(cid, b, "last", None),
     ];
-    let (outcomes, outboxed) =
-        app.service.store().insert_batch(&batch, |_, _| Vec::new()).await.expect("batch");
+    let (outcomes, outboxed) = app
+        .service
+        .store()
+        .insert_batch(&batch, |_, _| Vec::new())
+        .await
+        .expect("batch");
     assert!(outboxed.id.is_none(), "no events were given");
     let new_seq = |i: usize| match &outcomes[i] {
         Ok(Inserted::New(m)) => m.seq,
         other => panic!("message {i}: {other:?}"),
     };
     assert_eq!(new_seq(0), 2);
-    assert!(matches!(outcomes[1], Err(InsertError::ConversationNotFound)), "{:?}", outcomes[1]);
+    assert!(
+        matches!(outcomes[1], Err(InsertError::ConversationNotFound)),
+        "{:?}",
+        outcomes[1]
+    );
     assert_eq!(new_seq(2), 3);
-    assert!(matches!(outcomes[3], Err(InsertError::ReplyNotFound)), "{:?}", outcomes[3]);
+    assert!(
+        matches!(outcomes[3], Err(InsertError::ReplyNotFound)),
+        "{:?}",
+        outcomes[3]
+    );
     match (&outcomes[0], &outcomes[4]) {
         (Ok(Inserted::New(first)), Ok(Inserted::Existing(again))) => assert_eq!(first.id, again.id),
         other => panic!("the retry was not answered with the original: {other:?}"),
@@ -174,39 +217,59 @@ async fn a_bad_message_fails_alone_and_the_rest_of_its_batch_commits() {
             .await
             .expect("rows");
     let texts: Vec<&str> = stored.iter().map(|(_, t)| t.as_str()).collect();
-    assert_eq!(texts, ["earlier", "first", "a reply", "hi @bob and @eve", "last"]);
-    let mentioned: Vec<Uuid> = sqlx::query_scalar("SELECT user_id FROM mentions WHERE conversation_id = $1")
-        .bind(cid)
-        .fetch_all(app.service.store().pool())
-        .await
-        .expect("mentions");
+    assert_eq!(
+        texts,
+        ["earlier", "first", "a reply", "hi @bob and @eve", "last"]
+    );
+    let mentioned: Vec<Uuid> =
+        sqlx::query_scalar("SELECT user_id FROM mentions WHERE conversation_id = $1")
+            .bind(cid)
+            .fetch_all(app.service.store().pool())
+            .await
+            .expect("mentions");
     assert_eq!(mentioned, vec![b]);
 
     // Two batches racing with the same key: one message, and no seq skipped.
     let store = app.service.store().clone();
-    let first = [new_message(cid, a, "race", Some("race")), new_message(cid, a, "x", None)];
-    let second = [new_message(cid, a, "race", Some("race")), new_message(cid, a, "y", None)];
-    let (x, y) =
-        tokio::join!(store.insert_batch(&first, |_, _| Vec::new()), store.insert_batch(&second, |_, _| Vec::new()));
+    let first = [
+        new_message(cid, a, "race", Some("race")),
+        new_message(cid, a, "x", None),
+    ];
+    let second = [
+        new_message(cid, a, "race", Some("race")),
+        new_message(cid, a, "y", None),
+    ];
+    let (x, y) = tokio::join!(
+        store.insert_batch(&first, |_, _| Vec::new()),
+        store.insert_batch(&second, |_, _| Vec::new())
+    );
     let (x, y) = (x.expect("x").0, y.expect("y").0);
-    let created = [&x[0], &y[0]].iter().filter(|o| matches!(o, Ok(Inserted::New(_)))).count();
+    let created = [&x[0], &y[0]]
+        .iter()
+        .filter(|o| matches!(o, Ok(Inserted::New(_))))
+        .count();
     assert_eq!(created, 1, "{x:?} {y:?}");
-    let seqs: Vec<i64> = sqlx::query_scalar("SELECT seq FROM messages WHERE conversation_id = $1 ORDER BY seq")
-        .bind(cid)
-        .fetch_all(app.service.store().pool())
-        .await
-        .expect("seqs");
+    let seqs: Vec<i64> =
+        sqlx::query_scalar("SELECT seq FROM messages WHERE conversation_id = $1 ORDER BY seq")
+            .bind(cid)
+            .fetch_all(app.service.store().pool())
+            .await
+            .expect("seqs");
     assert_eq!(seqs, (1..=8).collect::<Vec<_>>());
 }
 
 #[tokio::test]
 async fn a_socket_pipelines_its_sends_and_gets_acks_with_their_keys_in_order() {
     let app = TestApp::spawn().await.expect("app");
-    let gateway = Gateway::spawn("g", &app.settings, &[]).await.expect("gateway");
+    let gateway = Gateway::spawn("g", &app.settings, &[])
+        .await
+        .expect("gateway");
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
     let cid = app.group(&alice, &[&bob]).await;
-    let mut ws = WsClient::connect(&gateway.url(&format!("/ws/chat/{cid}/")), &alice.token).await.expect("ws");
+    let mut ws = WsClient::connect(&gateway.url(&format!("/ws/chat/{cid}/")), &alice.token)
+        .await
+        .expect("ws");
     // 30 sends (within the per-user burst limit) without waiting for any answer; one bad.
     for i in 0..30 {
         let mut frame = json!({"type": "send", "id": format!("r{i}"), "text": format!("p{i}"), "client_msg_id": format!("k{i}")});
@@ -221,7 +284,13 @@ async fn a_socket_pipelines_its_sends_and_gets_acks_with_their_keys_in_order() {
         let frame = ws.next(Duration::from_secs(10)).await.expect("frame");
         match frame["type"].as_str() {
             Some("ack") => {
-                acks.insert(frame["client_msg_id"].as_str().expect("client_msg_id").to_owned(), frame);
+                acks.insert(
+                    frame["client_msg_id"]
+                        .as_str()
+                        .expect("client_msg_id")
+                        .to_owned(),
+                    frame,
+                );
             }
             Some("error") => errors.push(frame),
             _ => {}
@@ -240,14 +309,21 @@ async fn a_socket_pipelines_its_sends_and_gets_acks_with_their_keys_in_order() {
 }
 
 /// Collects the events of some types a socket receives until `done` says so.
-async fn collect(ws: &mut WsClient, types: &[&str], timeout: Duration, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+async fn collect(
+    ws: &mut WsClient,
+    types: &[&str],
+    timeout: Duration,
+    done: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
     let deadline = tokio::time::Instant::now() + timeout;
     let mut seen = Vec::new();
     while !done(&seen) {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         assert!(!left.is_zero(), "timed out; got {seen:?}");
         match ws.next(left.min(Duration::from_millis(500))).await {
-            Ok(frame) if types.contains(&frame["type"].as_str().unwrap_or_default()) => seen.push(frame),
+            Ok(frame) if types.contains(&frame["type"].as_str().unwrap_or_default()) => {
+                seen.push(frame)
+            }
             Ok(_) => {}
             Err(e) if e.to_string().contains("timed out") => {}
             Err(e) => panic!("socket failed: {e}"),
@@ -259,28 +335,57 @@ async fn collect(ws: &mut WsClient, types: &[&str], timeout: Duration, done: imp
 #[tokio::test]
 async fn events_of_a_writer_killed_between_commit_and_publish_are_relayed() {
     let app = TestApp::spawn().await.expect("app");
-    let mut doomed = Gateway::spawn("doomed", &app.settings, &[("CHAT_FAULT_EXIT_AFTER_COMMIT", "true")])
+    let mut doomed = Gateway::spawn(
+        "doomed",
+        &app.settings,
+        &[("CHAT_FAULT_EXIT_AFTER_COMMIT", "true")],
+    )
+    .await
+    .expect("doomed");
+    let survivor = Gateway::spawn("survivor", &app.settings, &[])
         .await
-        .expect("doomed");
-    let survivor = Gateway::spawn("survivor", &app.settings, &[]).await.expect("survivor");
+        .expect("survivor");
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
     let cid = app.group(&alice, &[&bob]).await;
-    let mut watcher = WsClient::connect(&survivor.url(&format!("/ws/chat/{cid}/")), &bob.token).await.expect("bob");
-    let mut sender = WsClient::connect(&doomed.url(&format!("/ws/chat/{cid}/")), &alice.token).await.expect("alice");
+    let mut watcher = WsClient::connect(&survivor.url(&format!("/ws/chat/{cid}/")), &bob.token)
+        .await
+        .expect("bob");
+    let mut sender = WsClient::connect(&doomed.url(&format!("/ws/chat/{cid}/")), &alice.token)
+        .await
+        .expect("alice");
     sender.send(json!({"type": "send", "id": "1", "text": "committed, then the gateway died", "client_msg_id": "c1"})).await;
     // The gateway exits after committing, before publishing and before acknowledging.
-    sender.closed(Duration::from_secs(10)).await.expect("doomed gateway closed the socket");
+    sender
+        .closed(Duration::from_secs(10))
+        .await
+        .expect("doomed gateway closed the socket");
     let status = doomed.terminate().await.expect("exit status");
     assert_eq!(status.code(), Some(86), "the fault hook did not fire");
 
     // Another process's relay publishes the event from the outbox.
     let started = tokio::time::Instant::now();
-    let got = collect(&mut watcher, &["message.created"], Duration::from_secs(10), |s| !s.is_empty()).await;
-    assert_eq!(got[0]["data"]["message"]["text"], "committed, then the gateway died");
-    assert!(started.elapsed() < Duration::from_secs(8), "relayed after {:?}", started.elapsed());
+    let got = collect(
+        &mut watcher,
+        &["message.created"],
+        Duration::from_secs(10),
+        |s| !s.is_empty(),
+    )
+    .await;
+    assert_eq!(
+        got[0]["data"]["message"]["text"],
+        "committed, then the gateway died"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "relayed after {:?}",
+        started.elapsed()
+    );
     // Exactly once: nothing more arrives, and the outbox is empty again.
-    watcher.silent_for(Duration::from_secs(3)).await.expect("no repeat");
+    watcher
+        .silent_for(Duration::from_secs(3))
+        .await
+        .expect("no repeat");
     assert_eq!(app.service.store().outbox_len().await.expect("outbox"), 0);
     // The client's retry gets the committed message, not a second one.
     let retry = app
@@ -297,19 +402,24 @@ async fn events_of_a_writer_killed_between_commit_and_publish_are_relayed() {
 #[tokio::test]
 async fn redis_stopped_under_load_delays_events_but_loses_none() {
     let mut redis = RedisServer::start().await.expect("redis");
-    let app = TestApp::spawn_with(|s| s.redis_url = redis.url()).await.expect("app");
+    let app = TestApp::spawn_with(|s| s.redis_url = redis.url())
+        .await
+        .expect("app");
     let g1 = Gateway::spawn("g1", &app.settings, &[]).await.expect("g1");
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
     let cid = app.group(&alice, &[&bob]).await;
     let conv = format!("/api/chat/conversations/{cid}");
-    let mut ws = WsClient::connect(&g1.url(&format!("/ws/chat/{cid}/")), &bob.token).await.expect("bob");
+    let mut ws = WsClient::connect(&g1.url(&format!("/ws/chat/{cid}/")), &bob.token)
+        .await
+        .expect("bob");
     for i in 0..5 {
         app.send(&alice, cid, &format!("before {i}")).await;
     }
 
     // Redis goes away (with its streams) while writes of every kind keep committing.
-    let restart = tokio::spawn(async move { redis.restart(Duration::from_secs(3)).await.map(|_| redis) });
+    let restart =
+        tokio::spawn(async move { redis.restart(Duration::from_secs(3)).await.map(|_| redis) });
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut ids = Vec::new();
     for i in 0..5 {
@@ -317,35 +427,68 @@ async fn redis_stopped_under_load_delays_events_but_loses_none() {
         ids.push(m["id"].as_str().expect("id").to_owned());
     }
     let react = app
-        .raw(reqwest::Method::PUT, &format!("{conv}/messages/{}/reactions/%F0%9F%91%8D", ids[0]), Some(&alice.token), None)
+        .raw(
+            reqwest::Method::PUT,
+            &format!("{conv}/messages/{}/reactions/%F0%9F%91%8D", ids[0]),
+            Some(&alice.token),
+            None,
+        )
         .await;
     assert!(react.status.is_success(), "{react:?}");
-    app.patch(&format!("{conv}/messages/{}/", ids[1]), &alice, json!({"text": "during 1, edited"})).await.ok(200);
-    app.post(&format!("{conv}/read"), &alice, json!({"seq": 10})).await.ok(200);
+    app.patch(
+        &format!("{conv}/messages/{}/", ids[1]),
+        &alice,
+        json!({"text": "during 1, edited"}),
+    )
+    .await
+    .ok(200);
+    app.post(&format!("{conv}/read"), &alice, json!({"seq": 10}))
+        .await
+        .ok(200);
     let _redis = restart.await.expect("join").expect("redis back");
     for i in 0..5 {
         app.send(&alice, cid, &format!("after {i}")).await;
     }
 
-    let kinds = ["message.created", "reaction.added", "message.edited", "receipt.read"];
+    let kinds = [
+        "message.created",
+        "reaction.added",
+        "message.edited",
+        "receipt.read",
+    ];
     let seen = collect(&mut ws, &kinds, Duration::from_secs(20), |s| {
         s.iter().filter(|f| f["type"] == "message.created").count() >= 15
-            && ["reaction.added", "message.edited", "receipt.read"].iter().all(|t| s.iter().any(|f| f["type"] == *t))
+            && ["reaction.added", "message.edited", "receipt.read"]
+                .iter()
+                .all(|t| s.iter().any(|f| f["type"] == *t))
     })
     .await;
-    ws.silent_for(Duration::from_secs(3)).await.expect("nothing more");
+    ws.silent_for(Duration::from_secs(3))
+        .await
+        .expect("nothing more");
     let seqs: Vec<i64> = seen
         .iter()
         .filter(|f| f["type"] == "message.created")
         .map(|f| f["data"]["message"]["seq"].as_i64().expect("seq"))
         .collect();
-    assert_eq!(seqs, (1..=15).collect::<Vec<_>>(), "messages missed, repeated or out of order");
+    assert_eq!(
+        seqs,
+        (1..=15).collect::<Vec<_>>(),
+        "messages missed, repeated or out of order"
+    );
     for kind in ["reaction.added", "message.edited", "receipt.read"] {
-        assert_eq!(seen.iter().filter(|f| f["type"] == kind).count(), 1, "{kind} not exactly once: {seen:?}");
+        assert_eq!(
+            seen.iter().filter(|f| f["type"] == kind).count(),
+            1,
+            "{kind} not exactly once: {seen:?}"
+        );
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while app.service.store().outbox_len().await.expect("outbox") > 0 {
-        assert!(tokio::time::Instant::now() < deadline, "outbox never drained");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "outbox never drained"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

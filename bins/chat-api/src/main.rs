@@ -49,14 +49,31 @@ async fn main() -> anyhow::Result<()> {
             eprintln!("migrations applied");
             Ok(())
         }
-        Command::Serve { api, service, telemetry, migrate } => {
+        Command::Serve {
+            api,
+            service,
+            telemetry,
+            migrate,
+        } => {
             let _telemetry = chat_telemetry::init("chat-api", &telemetry)?;
             let chat = service.build().context("configuration")?;
             if migrate {
-                chat.store().migrate().await.context("applying migrations")?;
+                chat.store()
+                    .migrate()
+                    .await
+                    .context("applying migrations")?;
             }
-            let bound = chat_api::bind(&api.addr).await.with_context(|| format!("binding {}", api.addr))?;
-            chat_api::serve(bound, chat, api.web, chat_telemetry::shutdown_signal(), Duration::from_secs(api.shutdown_grace_secs)).await?;
+            let bound = chat_api::bind(&api.addr)
+                .await
+                .with_context(|| format!("binding {}", api.addr))?;
+            chat_api::serve(
+                bound,
+                chat,
+                api.web,
+                chat_telemetry::shutdown_signal(),
+                Duration::from_secs(api.shutdown_grace_secs),
+            )
+            .await?;
             tracing::info!("chat-api stopped");
             Ok(())
         }

@@ -4,7 +4,11 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "chat-gateway", version, about = "The chat platform's WebSocket gateway")]
+#[command(
+    name = "chat-gateway",
+    version,
+    about = "The chat platform's WebSocket gateway"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -32,7 +36,11 @@ async fn main() -> anyhow::Result<()> {
             print!("{}", chat_gateway::asyncapi::document_json());
             Ok(())
         }
-        Command::Serve { gateway, service, telemetry } => {
+        Command::Serve {
+            gateway,
+            service,
+            telemetry,
+        } => {
             let _telemetry = chat_telemetry::init("chat-gateway", &telemetry)?;
             let chat = service.build().context("configuration")?;
             let bound = chat_gateway::bind(&gateway.addr)

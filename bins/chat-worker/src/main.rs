@@ -4,7 +4,11 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "chat-worker", version, about = "The chat platform's background worker")]
+#[command(
+    name = "chat-worker",
+    version,
+    about = "The chat platform's background worker"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -26,21 +30,44 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Serve { worker, service, telemetry } => {
+        Command::Serve {
+            worker,
+            service,
+            telemetry,
+        } => {
             let _telemetry = chat_telemetry::init("chat-worker", &telemetry)?;
-            if worker.notify_webhook_url.is_some() && worker.notify_webhook_secret.as_deref().unwrap_or("").len() < 16 {
-                anyhow::bail!("CHAT_NOTIFY_WEBHOOK_SECRET (16 characters or more) is required with CHAT_NOTIFY_WEBHOOK_URL");
+            if worker.notify_webhook_url.is_some()
+                && worker.notify_webhook_secret.as_deref().unwrap_or("").len() < 16
+            {
+                anyhow::bail!(
+                    "CHAT_NOTIFY_WEBHOOK_SECRET (16 characters or more) is required with CHAT_NOTIFY_WEBHOOK_URL"
+                );
             }
             let chat = service.build().context("configuration")?;
             tracing::info!(concurrency = worker.concurrency, "chat-worker running");
-            let sweeper = tokio::spawn(chat_worker::sweep(chat.clone(), std::time::Duration::from_secs(60)));
-            let indexer = tokio::spawn(chat_worker::index_search(chat.clone(), std::time::Duration::from_millis(250)));
+            let sweeper = tokio::spawn(chat_worker::sweep(
+                chat.clone(),
+                std::time::Duration::from_secs(60),
+            ));
+            let indexer = tokio::spawn(chat_worker::index_search(
+                chat.clone(),
+                std::time::Duration::from_millis(250),
+            ));
             let consumer = format!("{}-{}", std::process::id(), uuid::Uuid::now_v7().simple());
-            let notifier = tokio::spawn(chat_worker::notifications::follow_new_messages(chat.clone(), worker.clone(), consumer));
+            let notifier = tokio::spawn(chat_worker::notifications::follow_new_messages(
+                chat.clone(),
+                worker.clone(),
+                consumer,
+            ));
             let handlers = chat_worker::Handlers::new(chat, worker.clone());
-            let result =
-                chat_jobs::run_workers(&service.redis_url, &service.redis_prefix, worker.concurrency, handlers, chat_telemetry::shutdown_signal())
-                    .await;
+            let result = chat_jobs::run_workers(
+                &service.redis_url,
+                &service.redis_prefix,
+                worker.concurrency,
+                handlers,
+                chat_telemetry::shutdown_signal(),
+            )
+            .await;
             sweeper.abort();
             indexer.abort();
             notifier.abort();

@@ -82,16 +82,27 @@ impl From<ServiceError> for ApiError {
         match err {
             ServiceError::Validation(v) => {
                 let mut e = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, v.to_string());
-                e.problem.errors.push(FieldError { field: v.field.to_owned(), message: v.message });
+                e.problem.errors.push(FieldError {
+                    field: v.field.to_owned(),
+                    message: v.message,
+                });
                 e
             }
             ServiceError::Unauthenticated | ServiceError::InvalidCredentials => {
                 ApiError::new(StatusCode::UNAUTHORIZED, code, err.to_string())
             }
-            ServiceError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, code, err.to_string()),
-            ServiceError::Forbidden(_) => ApiError::new(StatusCode::FORBIDDEN, code, err.to_string()),
-            ServiceError::Conflict { .. } => ApiError::new(StatusCode::CONFLICT, code, err.to_string()),
-            ServiceError::TooLarge { .. } => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, code, err.to_string()),
+            ServiceError::NotFound(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, code, err.to_string())
+            }
+            ServiceError::Forbidden(_) => {
+                ApiError::new(StatusCode::FORBIDDEN, code, err.to_string())
+            }
+            ServiceError::Conflict { .. } => {
+                ApiError::new(StatusCode::CONFLICT, code, err.to_string())
+            }
+            ServiceError::TooLarge { .. } => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, code, err.to_string())
+            }
             ServiceError::Unavailable => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 code,
@@ -112,7 +123,9 @@ impl IntoResponse for ApiError {
             .content_type(PROBLEM_CONTENT_TYPE)
             .body(self.problem.to_json_string());
         if self.problem.status == 503 {
-            response.headers_mut().insert("retry-after", poem::http::HeaderValue::from_static("1"));
+            response
+                .headers_mut()
+                .insert("retry-after", poem::http::HeaderValue::from_static("1"));
         }
         response
     }
@@ -130,13 +143,19 @@ impl poem::error::ResponseError for ApiError {
 
 /// The statuses every operation may answer with a problem, for the OpenAPI document.
 const DOCUMENTED: &[(u16, &str)] = &[
-    (400, "Malformed request: unparsable JSON, wrong types, invalid ids"),
+    (
+        400,
+        "Malformed request: unparsable JSON, wrong types, invalid ids",
+    ),
     (401, "Missing, invalid, expired or revoked credentials"),
     (403, "The caller's role does not allow this"),
     (404, "Not found, or the caller is not a participant"),
     (409, "Conflicts with the current state"),
     (413, "The body or file is too large"),
-    (422, "Well-formed but invalid input; `errors` names the fields"),
+    (
+        422,
+        "Well-formed but invalid input; `errors` names the fields",
+    ),
     (503, "A dependency is down; retry later"),
 ];
 
@@ -149,7 +168,10 @@ impl ApiResponse for ApiError {
                     description,
                     status: Some(*status),
                     status_range: None,
-                    content: vec![MetaMediaType { content_type: PROBLEM_CONTENT_TYPE, schema: Problem::schema_ref() }],
+                    content: vec![MetaMediaType {
+                        content_type: PROBLEM_CONTENT_TYPE,
+                        schema: Problem::schema_ref(),
+                    }],
                     headers: vec![],
                 })
                 .collect(),
@@ -196,8 +218,10 @@ mod tests {
 
     #[test]
     fn validation_errors_are_422_with_fields() {
-        let err: ApiError = ServiceError::from(ValidationError::new("text", "must not be empty")).into();
-        let json: serde_json::Value = serde_json::from_str(&err.problem.to_json_string()).expect("json");
+        let err: ApiError =
+            ServiceError::from(ValidationError::new("text", "must not be empty")).into();
+        let json: serde_json::Value =
+            serde_json::from_str(&err.problem.to_json_string()).expect("json");
         assert_eq!(json["status"], 422);
         assert_eq!(json["code"], "validation_failed");
         assert_eq!(json["type"], "/errors/validation_failed");

@@ -21,8 +21,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use chat_service::ChatService;
-use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::http::StatusCode;
+use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::middleware::{CookieJarManager, NormalizePath, Tracing, TrailingSlash};
 use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, Server};
 use poem_openapi::OpenApiService;
@@ -30,13 +30,13 @@ use poem_openapi::OpenApiService;
 use routes::attachments::AttachmentsApi;
 use routes::auth::{AuthApi, UsersApi};
 use routes::channels::ChannelsApi;
-use routes::seed::{SeedApi, SeedExportApi};
-use routes::session::SessionApi;
 use routes::conversations::ConversationsApi;
 use routes::exports::ExportsApi;
-use routes::notifications::NotificationsApi;
 use routes::health::HealthApi;
 use routes::messages::MessagesApi;
+use routes::notifications::NotificationsApi;
+use routes::seed::{SeedApi, SeedExportApi};
+use routes::session::SessionApi;
 
 /// Largest JSON request body accepted (bytes).
 pub const MAX_JSON_BODY: usize = 256 * 1024;
@@ -57,16 +57,46 @@ pub struct ApiSettings {
     pub web: web::WebSettings,
 }
 
-type Apis = (AuthApi, SessionApi, UsersApi, ConversationsApi, MessagesApi, AttachmentsApi, ExportsApi, NotificationsApi, ChannelsApi, SeedApi, SeedExportApi, HealthApi);
+type Apis = (
+    AuthApi,
+    SessionApi,
+    UsersApi,
+    ConversationsApi,
+    MessagesApi,
+    AttachmentsApi,
+    ExportsApi,
+    NotificationsApi,
+    ChannelsApi,
+    SeedApi,
+    SeedExportApi,
+    HealthApi,
+);
 
 fn openapi_service() -> OpenApiService<Apis, ()> {
-    OpenApiService::new((AuthApi, SessionApi, UsersApi, ConversationsApi, MessagesApi, AttachmentsApi, ExportsApi, NotificationsApi, ChannelsApi, SeedApi, SeedExportApi, HealthApi), "Chat API", env!("CARGO_PKG_VERSION"))
-        .description(
-            "REST API of the chat platform: accounts, conversations (direct and group), \
+    OpenApiService::new(
+        (
+            AuthApi,
+            SessionApi,
+            UsersApi,
+            ConversationsApi,
+            MessagesApi,
+            AttachmentsApi,
+            ExportsApi,
+            NotificationsApi,
+            ChannelsApi,
+            SeedApi,
+            SeedExportApi,
+            HealthApi,
+        ),
+        "Chat API",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description(
+        "REST API of the chat platform: accounts, conversations (direct and group), \
              participants with roles, messages with dense per-conversation `seq`, statuses and \
              watermarks. Errors are `application/problem+json` with a stable `code`. Real-time \
              delivery is over the WebSocket gateway.",
-        )
+    )
 }
 
 /// The OpenAPI document, as committed in `openapi/chat-api.json`.
@@ -123,7 +153,10 @@ pub async fn bind(addr: &str) -> std::io::Result<Bound> {
         .first()
         .and_then(|a| a.as_socket_addr().copied())
         .ok_or_else(|| std::io::Error::other("listener has no socket address"))?;
-    Ok(Bound { acceptor, local_addr })
+    Ok(Bound {
+        acceptor,
+        local_addr,
+    })
 }
 
 /// Serves the API until `shutdown` resolves, then lets in-flight requests finish.
@@ -142,19 +175,30 @@ pub async fn serve(
 
 /// Refuses request bodies over [`MAX_JSON_BODY`] with 413, whether or not they declare
 /// their length (chunked bodies are read up to the limit).
-async fn limit_body<E: Endpoint>(next: std::sync::Arc<E>, mut req: Request) -> poem::Result<Response> {
-    let too_large = || poem::Error::from_string("request body too large", StatusCode::PAYLOAD_TOO_LARGE);
+async fn limit_body<E: Endpoint>(
+    next: std::sync::Arc<E>,
+    mut req: Request,
+) -> poem::Result<Response> {
+    let too_large =
+        || poem::Error::from_string("request body too large", StatusCode::PAYLOAD_TOO_LARGE);
     // Uploads have their own, larger limit, and must say how long they are (so that an
     // oversized one is refused before any byte is stored).
     if req.uri().path().ends_with("/attachments") && req.method() == poem::http::Method::POST {
-        let limit = req.data::<ChatService>().map(|s| s.max_upload_bytes()).unwrap_or(0) + UPLOAD_OVERHEAD;
+        let limit = req
+            .data::<ChatService>()
+            .map(|s| s.max_upload_bytes())
+            .unwrap_or(0)
+            + UPLOAD_OVERHEAD;
         let declared = req
             .headers()
             .get(poem::http::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         return match declared {
-            None => Err(poem::Error::from_string("uploads need a Content-Length", StatusCode::LENGTH_REQUIRED)),
+            None => Err(poem::Error::from_string(
+                "uploads need a Content-Length",
+                StatusCode::LENGTH_REQUIRED,
+            )),
             Some(len) if len > limit => Err(too_large()),
             Some(_) => Ok(next.call(req).await?.into_response()),
         };
@@ -167,8 +211,15 @@ async fn limit_body<E: Endpoint>(next: std::sync::Arc<E>, mut req: Request) -> p
     match declared {
         Some(len) if len > MAX_JSON_BODY as u64 => return Err(too_large()),
         Some(_) => {}
-        None if req.headers().contains_key(poem::http::header::TRANSFER_ENCODING) => {
-            let body = req.take_body().into_bytes_limit(MAX_JSON_BODY).await.map_err(|_| too_large())?;
+        None if req
+            .headers()
+            .contains_key(poem::http::header::TRANSFER_ENCODING) =>
+        {
+            let body = req
+                .take_body()
+                .into_bytes_limit(MAX_JSON_BODY)
+                .await
+                .map_err(|_| too_large())?;
             req.set_body(body);
         }
         None => {}

@@ -4,9 +4,9 @@
 //! `attachments`, `statuses`) with ours beside them. Domain values are converted here, at
 //! the edge; the domain crate knows nothing of this format.
 
-use chrono::{DateTime, Utc};
 use chat_domain as domain;
 use chat_service::messages::RecipientStatus;
+use chrono::{DateTime, Utc};
 use poem_openapi::{Enum, Object};
 use uuid::Uuid;
 
@@ -69,7 +69,12 @@ pub struct User {
 
 impl From<domain::User> for User {
     fn from(u: domain::User) -> Self {
-        Self { id: u.id.as_uuid(), username: u.username, display_name: u.display_name, created_at: u.created_at }
+        Self {
+            id: u.id.as_uuid(),
+            username: u.username,
+            display_name: u.display_name,
+            created_at: u.created_at,
+        }
     }
 }
 
@@ -178,7 +183,10 @@ pub struct MessageStatus {
 
 impl From<RecipientStatus> for MessageStatus {
     fn from(s: RecipientStatus) -> Self {
-        Self { user_id: s.user_id.as_uuid(), status: s.status.into() }
+        Self {
+            user_id: s.user_id.as_uuid(),
+            status: s.status.into(),
+        }
     }
 }
 
@@ -222,7 +230,9 @@ impl From<domain::Attachment> for Attachment {
             message_id: a.message_id.map(|m| m.as_uuid()),
             uploader_id: a.uploader_id.map(|u| u.as_uuid()),
             download_url: format!("/api/chat/attachments/{id}/download"),
-            thumbnail_url: a.has_thumbnail().then(|| format!("/api/chat/attachments/{id}/thumbnail")),
+            thumbnail_url: a
+                .has_thumbnail()
+                .then(|| format!("/api/chat/attachments/{id}/thumbnail")),
             file_name: a.file_name,
             content_type: a.content_type,
             declared_type: a.declared_type,
@@ -276,7 +286,10 @@ pub struct Reaction {
 impl Message {
     /// A message with the statuses derived from these participants' watermarks.
     pub fn with_statuses(m: domain::Message, participants: &[domain::Participant]) -> Self {
-        let statuses = chat_service::messages::statuses_of(&m, participants).into_iter().map(Into::into).collect();
+        let statuses = chat_service::messages::statuses_of(&m, participants)
+            .into_iter()
+            .map(Into::into)
+            .collect();
         Self::build(m, statuses)
     }
 
@@ -290,7 +303,11 @@ impl Message {
         self.reactions = all
             .iter()
             .filter(|r| r.message_id.as_uuid() == self.id)
-            .map(|r| Reaction { emoji: r.emoji.clone(), count: r.count, reacted_by_me: r.reacted_by_me })
+            .map(|r| Reaction {
+                emoji: r.emoji.clone(),
+                count: r.count,
+                reacted_by_me: r.reacted_by_me,
+            })
             .collect();
         self
     }
@@ -348,7 +365,9 @@ pub struct Conversation {
 impl From<domain::ConversationSummary> for Conversation {
     fn from(s: domain::ConversationSummary) -> Self {
         let c = s.conversation;
-        let last_message = s.last_message.map(|m| Message::with_statuses(m, &s.participants));
+        let last_message = s
+            .last_message
+            .map(|m| Message::with_statuses(m, &s.participants));
         Self {
             id: c.id.as_uuid(),
             is_group: c.is_group(),
@@ -490,7 +509,10 @@ pub struct Health {
 /// Parses a context type from its English or Portuguese name.
 pub fn parse_context_type(raw: &str) -> Result<domain::ContextType, domain::ValidationError> {
     raw.trim().to_lowercase().parse().map_err(|_| {
-        domain::ValidationError::new("context_type", "must be one of private, nucleus, event, organization")
+        domain::ValidationError::new(
+            "context_type",
+            "must be one of private, nucleus, event, organization",
+        )
     })
 }
 
@@ -646,7 +668,12 @@ impl From<domain::Export> for Export {
     fn from(e: domain::Export) -> Self {
         let done = e.state == domain::ExportState::Done;
         Self {
-            download_url: done.then(|| format!("/api/chat/conversations/{}/exports/{}/download", e.conversation_id, e.id)),
+            download_url: done.then(|| {
+                format!(
+                    "/api/chat/conversations/{}/exports/{}/download",
+                    e.conversation_id, e.id
+                )
+            }),
             id: e.id,
             conversation_id: e.conversation_id.as_uuid(),
             requested_by: e.requested_by.map(|u| u.as_uuid()),

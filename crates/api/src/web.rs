@@ -5,9 +5,9 @@
 use std::path::PathBuf;
 
 use poem::endpoint::StaticFilesEndpoint;
-use poem::http::{header, Method, StatusCode};
+use poem::http::{Method, StatusCode, header};
 use poem::web::Json;
-use poem::{handler, Endpoint, EndpointExt, IntoResponse, Request, Response, Route};
+use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, handler};
 
 use crate::error::ApiError;
 
@@ -19,7 +19,12 @@ pub struct WebSettings {
     pub web_dir: PathBuf,
     /// WebSocket gateways the web client may connect to, comma-separated, tried in turn:
     /// full URLs (`wss://chat.example.com`) or `:<port>` on the page's own host.
-    #[arg(long, env = "CHAT_WEB_GATEWAYS", value_delimiter = ',', default_value = ":8081,:8082")]
+    #[arg(
+        long,
+        env = "CHAT_WEB_GATEWAYS",
+        value_delimiter = ',',
+        default_value = ":8081,:8082"
+    )]
     pub gateways: Vec<String>,
     /// Mark the session cookies `Secure` (serve the page over HTTPS when this is set).
     #[arg(long, env = "CHAT_SECURE_COOKIES", default_value_t = false)]
@@ -28,7 +33,11 @@ pub struct WebSettings {
 
 impl Default for WebSettings {
     fn default() -> Self {
-        Self { web_dir: "web/dist".into(), gateways: vec![":8081".into(), ":8082".into()], secure_cookies: false }
+        Self {
+            web_dir: "web/dist".into(),
+            gateways: vec![":8081".into(), ":8082".into()],
+            secure_cookies: false,
+        }
     }
 }
 
@@ -60,7 +69,8 @@ pub fn endpoint(settings: &WebSettings) -> impl Endpoint + use<> {
                     return Ok(ApiError::new(
                         StatusCode::SERVICE_UNAVAILABLE,
                         "web_client_not_built",
-                        "the web client is not built: run `npm ci && npm run build` in web/".to_owned(),
+                        "the web client is not built: run `npm ci && npm run build` in web/"
+                            .to_owned(),
                     )
                     .into_response());
                 }
@@ -68,13 +78,28 @@ pub fn endpoint(settings: &WebSettings) -> impl Endpoint + use<> {
                 let mut response = next.call(req).await?.into_response();
                 let ok = response.status().is_success();
                 let headers = response.headers_mut();
-                headers.insert(header::CONTENT_SECURITY_POLICY, header::HeaderValue::from_static(CONTENT_SECURITY_POLICY));
-                headers.insert(header::X_CONTENT_TYPE_OPTIONS, header::HeaderValue::from_static("nosniff"));
-                headers.insert(header::REFERRER_POLICY, header::HeaderValue::from_static("same-origin"));
-                headers.insert(header::X_FRAME_OPTIONS, header::HeaderValue::from_static("DENY"));
+                headers.insert(
+                    header::CONTENT_SECURITY_POLICY,
+                    header::HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+                );
+                headers.insert(
+                    header::X_CONTENT_TYPE_OPTIONS,
+                    header::HeaderValue::from_static("nosniff"),
+                );
+                headers.insert(
+                    header::REFERRER_POLICY,
+                    header::HeaderValue::from_static("same-origin"),
+                );
+                headers.insert(
+                    header::X_FRAME_OPTIONS,
+                    header::HeaderValue::from_static("DENY"),
+                );
                 if immutable && ok {
                     // Vite names assets by their content hash.
-                    headers.insert(header::CACHE_CONTROL, header::HeaderValue::from_static("public, max-age=31536000, immutable"));
+                    headers.insert(
+                        header::CACHE_CONTROL,
+                        header::HeaderValue::from_static("public, max-age=31536000, immutable"),
+                    );
                 }
                 if head {
                     response.set_body(());

@@ -10,8 +10,8 @@
 
 use std::time::Duration;
 
-use argon2::password_hash::{phc::PasswordHash, PasswordHasher, PasswordVerifier};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier, phc::PasswordHash};
 use base64::Engine;
 use chat_domain::{SessionId, UserId};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -43,7 +43,11 @@ pub fn hash_password(password: &str) -> Result<String, AuthError> {
 /// CPU-heavy: call it from a blocking thread.
 pub fn verify_password(password: &str, hash: &str) -> bool {
     PasswordHash::new(hash)
-        .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+        .map(|parsed| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
         .unwrap_or(false)
 }
 
@@ -75,7 +79,11 @@ pub struct TokenKeys {
 }
 
 impl TokenKeys {
-    pub fn new(secret: &[u8], access_ttl: Duration, refresh_ttl: Duration) -> Result<Self, AuthError> {
+    pub fn new(
+        secret: &[u8],
+        access_ttl: Duration,
+        refresh_ttl: Duration,
+    ) -> Result<Self, AuthError> {
         if secret.len() < 32 {
             return Err(AuthError::WeakSecret);
         }
@@ -140,7 +148,12 @@ mod tests {
     use super::*;
 
     fn keys() -> TokenKeys {
-        TokenKeys::new(&[7u8; 32], Duration::from_secs(60), Duration::from_secs(3600)).expect("keys")
+        TokenKeys::new(
+            &[7u8; 32],
+            Duration::from_secs(60),
+            Duration::from_secs(3600),
+        )
+        .expect("keys")
     }
 
     #[test]
@@ -159,7 +172,8 @@ mod tests {
         let token = keys.issue_access(user, session).expect("token");
         let claims = keys.verify_access(&token).expect("valid");
         assert_eq!((claims.sub, claims.sid), (user, session));
-        let other = TokenKeys::new(&[8u8; 32], Duration::from_secs(60), Duration::from_secs(60)).expect("keys");
+        let other = TokenKeys::new(&[8u8; 32], Duration::from_secs(60), Duration::from_secs(60))
+            .expect("keys");
         assert!(other.verify_access(&token).is_err());
         assert!(keys.verify_access("garbage").is_err());
     }

@@ -58,7 +58,12 @@ pub struct Envelope {
 
 impl Envelope {
     pub fn new(event: Event) -> Self {
-        Self { v: ENVELOPE_VERSION, id: Uuid::now_v7(), event, trace: HashMap::new() }
+        Self {
+            v: ENVELOPE_VERSION,
+            id: Uuid::now_v7(),
+            event,
+            trace: HashMap::new(),
+        }
     }
 }
 
@@ -71,7 +76,9 @@ impl Reconnections {
         loop {
             match self.0.recv().await {
                 Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return,
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                    std::future::pending::<()>().await
+                }
             }
         }
     }
@@ -109,7 +116,10 @@ impl Bus {
     pub fn connect(config: BusConfig) -> Result<Self, BusError> {
         let client = build_client(&config.redis_url)?;
         client.connect();
-        Ok(Self { client, config: Arc::new(config) })
+        Ok(Self {
+            client,
+            config: Arc::new(config),
+        })
     }
 
     /// A bus with its own connection, for blocking reads: a blocking XREAD holds up every
@@ -126,7 +136,12 @@ impl Bus {
     pub async fn wait_connected(&self, timeout: Duration) -> Result<(), BusError> {
         tokio::time::timeout(timeout, self.client.wait_for_connect())
             .await
-            .map_err(|_| BusError::Redis(fred::error::Error::new(fred::error::ErrorKind::Timeout, "connect")))??;
+            .map_err(|_| {
+                BusError::Redis(fred::error::Error::new(
+                    fred::error::ErrorKind::Timeout,
+                    "connect",
+                ))
+            })??;
         Ok(())
     }
 
@@ -162,7 +177,13 @@ impl Bus {
         let key = self.stream_key(self.shard_of(envelope.event.conversation_id));
         let id: String = self
             .client
-            .xadd(key, false, ("MAXLEN", "~", self.config.stream_maxlen as i64), "*", vec![("e", body)])
+            .xadd(
+                key,
+                false,
+                ("MAXLEN", "~", self.config.stream_maxlen as i64),
+                "*",
+                vec![("e", body)],
+            )
             .await?;
         Ok(id)
     }
@@ -171,7 +192,10 @@ impl Bus {
     /// pipeline (one round trip for the lot). Order is kept within a shard. Fails as a
     /// whole if any XADD fails: the caller publishes them again later, and readers drop
     /// the duplicates by envelope id.
-    pub async fn publish_serialised(&self, events: &[(ConversationId, &str)]) -> Result<(), BusError> {
+    pub async fn publish_serialised(
+        &self,
+        events: &[(ConversationId, &str)],
+    ) -> Result<(), BusError> {
         if events.is_empty() {
             return Ok(());
         }
@@ -179,7 +203,13 @@ impl Bus {
         for (conversation, body) in events {
             let key = self.stream_key(self.shard_of(*conversation));
             let _: () = pipeline
-                .xadd(key, false, ("MAXLEN", "~", self.config.stream_maxlen as i64), "*", vec![("e", *body)])
+                .xadd(
+                    key,
+                    false,
+                    ("MAXLEN", "~", self.config.stream_maxlen as i64),
+                    "*",
+                    vec![("e", *body)],
+                )
                 .await?;
         }
         let _: Vec<Value> = pipeline.all().await?;
@@ -191,9 +221,17 @@ impl Bus {
     pub async fn tail_positions(&self) -> Result<Vec<(u16, String)>, BusError> {
         let mut out = Vec::with_capacity(self.config.shards as usize);
         for shard in 0..self.config.shards {
-            let last: Vec<(String, HashMap<String, String>)> =
-                self.client.xrevrange(self.stream_key(shard), "+", "-", Some(1)).await?;
-            out.push((shard, last.into_iter().next().map(|(id, _)| id).unwrap_or_else(|| "0-0".into())));
+            let last: Vec<(String, HashMap<String, String>)> = self
+                .client
+                .xrevrange(self.stream_key(shard), "+", "-", Some(1))
+                .await?;
+            out.push((
+                shard,
+                last.into_iter()
+                    .next()
+                    .map(|(id, _)| id)
+                    .unwrap_or_else(|| "0-0".into()),
+            ));
         }
         Ok(out)
     }
@@ -227,7 +265,11 @@ impl Bus {
             return Ok(Vec::new());
         }
         let response = raw.into_xread_response::<String, String, String, String>()?;
-        Ok(self.deliveries(response.into_iter().map(|(k, entries)| (k, entries.into_iter().collect()))))
+        Ok(self.deliveries(
+            response
+                .into_iter()
+                .map(|(k, entries)| (k, entries.into_iter().collect())),
+        ))
     }
 }
 
@@ -237,7 +279,10 @@ impl Bus {
     /// Creates `group` on every shard (reading from new entries on), if missing.
     pub async fn ensure_group(&self, group: &str) -> Result<(), BusError> {
         for shard in 0..self.config.shards {
-            let created: Result<Value, _> = self.client.xgroup_create(self.stream_key(shard), group, "$", true).await;
+            let created: Result<Value, _> = self
+                .client
+                .xgroup_create(self.stream_key(shard), group, "$", true)
+                .await;
             match created {
                 Ok(_) => {}
                 Err(e) if e.details().starts_with("BUSYGROUP") => {}
@@ -256,17 +301,31 @@ impl Bus {
         count: u64,
         block: Duration,
     ) -> Result<Vec<Delivery>, BusError> {
-        let keys: Vec<String> = (0..self.config.shards).map(|s| self.stream_key(s)).collect();
+        let keys: Vec<String> = (0..self.config.shards)
+            .map(|s| self.stream_key(s))
+            .collect();
         let ids: Vec<&str> = keys.iter().map(|_| ">").collect();
         let raw: Value = self
             .client
-            .xreadgroup(group, consumer, Some(count), Some(block.as_millis() as u64), false, keys, ids)
+            .xreadgroup(
+                group,
+                consumer,
+                Some(count),
+                Some(block.as_millis() as u64),
+                false,
+                keys,
+                ids,
+            )
             .await?;
         if raw.is_null() {
             return Ok(Vec::new());
         }
         let response = raw.into_xread_response::<String, String, String, String>()?;
-        Ok(self.deliveries(response.into_iter().map(|(k, entries)| (k, entries.into_iter().collect()))))
+        Ok(self.deliveries(
+            response
+                .into_iter()
+                .map(|(k, entries)| (k, entries.into_iter().collect())),
+        ))
     }
 
     /// Takes over entries of `group` pending for longer than `min_idle` (their consumer
@@ -283,7 +342,15 @@ impl Bus {
             let key = self.stream_key(shard);
             let (_, entries): (String, Vec<(String, HashMap<String, String>)>) = self
                 .client
-                .xautoclaim_values(&key, group, consumer, min_idle.as_millis() as u64, "0-0", Some(count), false)
+                .xautoclaim_values(
+                    &key,
+                    group,
+                    consumer,
+                    min_idle.as_millis() as u64,
+                    "0-0",
+                    Some(count),
+                    false,
+                )
                 .await?;
             out.extend(self.deliveries(std::iter::once((key, entries))));
         }
@@ -297,7 +364,10 @@ impl Bus {
         }
         let mut by_shard: HashMap<u16, Vec<String>> = HashMap::new();
         for d in handled {
-            by_shard.entry(d.shard).or_default().push(d.stream_id.clone());
+            by_shard
+                .entry(d.shard)
+                .or_default()
+                .push(d.stream_id.clone());
         }
         let pipeline = self.client.pipeline();
         for (shard, ids) in by_shard {
@@ -314,12 +384,19 @@ impl Bus {
     ) -> Vec<Delivery> {
         let mut out = Vec::new();
         for (key, entries) in streams {
-            let Some(shard) = (0..self.config.shards).find(|s| self.stream_key(*s) == key) else { continue };
+            let Some(shard) = (0..self.config.shards).find(|s| self.stream_key(*s) == key) else {
+                continue;
+            };
             for (stream_id, fields) in entries {
-                match fields.get("e").map(|raw| serde_json::from_str::<Envelope>(raw)) {
-                    Some(Ok(envelope)) if envelope.v == ENVELOPE_VERSION => {
-                        out.push(Delivery { shard, stream_id, envelope })
-                    }
+                match fields
+                    .get("e")
+                    .map(|raw| serde_json::from_str::<Envelope>(raw))
+                {
+                    Some(Ok(envelope)) if envelope.v == ENVELOPE_VERSION => out.push(Delivery {
+                        shard,
+                        stream_id,
+                        envelope,
+                    }),
                     other => {
                         tracing::warn!(%key, %stream_id, ok = matches!(other, Some(Ok(_))), "skipping unreadable bus entry");
                     }

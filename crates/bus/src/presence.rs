@@ -14,7 +14,10 @@ use fred::prelude::*;
 use crate::{Bus, BusError};
 
 fn now_ms() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as f64).unwrap_or(0.0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as f64)
+        .unwrap_or(0.0)
 }
 
 impl Bus {
@@ -24,14 +27,28 @@ impl Bus {
 
     /// Marks a connection live for `ttl`. Returns true when the user was offline before
     /// (this connection brought them online).
-    pub async fn presence_touch(&self, user: UserId, connection: &str, ttl: Duration) -> Result<bool, BusError> {
+    pub async fn presence_touch(
+        &self,
+        user: UserId,
+        connection: &str,
+        ttl: Duration,
+    ) -> Result<bool, BusError> {
         let key = self.presence_key(user);
         let now = now_ms();
         let expires = now + ttl.as_millis() as f64;
-        let _: () = self.client.zremrangebyscore(&key, f64::NEG_INFINITY, now).await?;
+        let _: () = self
+            .client
+            .zremrangebyscore(&key, f64::NEG_INFINITY, now)
+            .await?;
         let before: u64 = self.client.zcard(&key).await?;
-        let _: () = self.client.zadd(&key, None, None, false, false, (expires, connection)).await?;
-        let _: () = self.client.pexpire(&key, ttl.as_millis() as i64 * 2, None).await?;
+        let _: () = self
+            .client
+            .zadd(&key, None, None, false, false, (expires, connection))
+            .await?;
+        let _: () = self
+            .client
+            .pexpire(&key, ttl.as_millis() as i64 * 2, None)
+            .await?;
         Ok(before == 0)
     }
 
@@ -52,9 +69,15 @@ impl Bus {
         // One round trip for all of them.
         let pipeline = self.client.pipeline();
         for user in users {
-            let _: () = pipeline.zcount(self.presence_key(*user), now, f64::INFINITY).await?;
+            let _: () = pipeline
+                .zcount(self.presence_key(*user), now, f64::INFINITY)
+                .await?;
         }
         let live: Vec<u64> = pipeline.all().await?;
-        Ok(users.iter().copied().zip(live.into_iter().map(|n| n > 0)).collect())
+        Ok(users
+            .iter()
+            .copied()
+            .zip(live.into_iter().map(|n| n > 0))
+            .collect())
     }
 }

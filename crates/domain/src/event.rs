@@ -22,34 +22,67 @@ pub enum EventPayload {
     #[serde(rename = "message.deleted")]
     MessageDeleted { message_id: MessageId, seq: i64 },
     #[serde(rename = "reaction.added")]
-    ReactionAdded { message_id: MessageId, seq: i64, user_id: UserId, emoji: String },
+    ReactionAdded {
+        message_id: MessageId,
+        seq: i64,
+        user_id: UserId,
+        emoji: String,
+    },
     #[serde(rename = "reaction.removed")]
-    ReactionRemoved { message_id: MessageId, seq: i64, user_id: UserId, emoji: String },
+    ReactionRemoved {
+        message_id: MessageId,
+        seq: i64,
+        user_id: UserId,
+        emoji: String,
+    },
     #[serde(rename = "message.pinned")]
-    MessagePinned { message_id: MessageId, seq: i64, pinned_by: UserId },
+    MessagePinned {
+        message_id: MessageId,
+        seq: i64,
+        pinned_by: UserId,
+    },
     #[serde(rename = "message.unpinned")]
-    MessageUnpinned { message_id: MessageId, seq: i64, unpinned_by: UserId },
+    MessageUnpinned {
+        message_id: MessageId,
+        seq: i64,
+        unpinned_by: UserId,
+    },
     /// A participant reported the message (who and why are for moderators only).
     #[serde(rename = "message.flagged")]
     MessageFlagged { message_id: MessageId, seq: i64 },
     #[serde(rename = "message.approved")]
-    MessageApproved { message_id: MessageId, seq: i64, moderator_id: UserId },
+    MessageApproved {
+        message_id: MessageId,
+        seq: i64,
+        moderator_id: UserId,
+    },
     /// Hidden by a moderator: clients of non-moderators remove it.
     #[serde(rename = "message.hidden")]
-    MessageHidden { message_id: MessageId, seq: i64, moderator_id: UserId },
+    MessageHidden {
+        message_id: MessageId,
+        seq: i64,
+        moderator_id: UserId,
+    },
     /// An upload was processed and can be sent.
     #[serde(rename = "attachment.ready")]
     AttachmentReady { attachment: Attachment },
     /// An upload was refused (disallowed type, unreadable); its bytes are gone.
     #[serde(rename = "attachment.rejected")]
-    AttachmentRejected { attachment_id: AttachmentId, uploader_id: Option<UserId>, reason: String },
+    AttachmentRejected {
+        attachment_id: AttachmentId,
+        uploader_id: Option<UserId>,
+        reason: String,
+    },
     /// An export finished (or failed); `requested_by` is told.
     #[serde(rename = "export.finished")]
     ExportFinished { export: Export },
     #[serde(rename = "participant.joined")]
     ParticipantJoined { participant: Participant },
     #[serde(rename = "participant.left")]
-    ParticipantLeft { user_id: UserId, removed_by: Option<UserId> },
+    ParticipantLeft {
+        user_id: UserId,
+        removed_by: Option<UserId>,
+    },
     #[serde(rename = "participant.role_changed")]
     ParticipantRoleChanged { user_id: UserId, role: Role },
     #[serde(rename = "receipt.delivered")]
@@ -57,7 +90,10 @@ pub enum EventPayload {
     #[serde(rename = "receipt.read")]
     ReadUpTo { user_id: UserId, seq: i64 },
     #[serde(rename = "conversation.created")]
-    ConversationCreated { conversation: Conversation, participants: Vec<UserId> },
+    ConversationCreated {
+        conversation: Conversation,
+        participants: Vec<UserId>,
+    },
     #[serde(rename = "conversation.updated")]
     ConversationUpdated { conversation: Conversation },
     #[serde(rename = "conversation.deleted")]
@@ -134,7 +170,11 @@ pub struct Event {
 }
 
 impl Event {
-    pub fn new(conversation_id: ConversationId, actor_id: Option<UserId>, payload: EventPayload) -> Self {
+    pub fn new(
+        conversation_id: ConversationId,
+        actor_id: Option<UserId>,
+        payload: EventPayload,
+    ) -> Self {
         Self {
             conversation_id,
             seq: payload.related_seq(),
@@ -152,7 +192,14 @@ mod tests {
     #[test]
     fn wire_shape_is_type_and_data() {
         let user = UserId::new();
-        let event = Event::new(ConversationId::new(), Some(user), EventPayload::ReadUpTo { user_id: user, seq: 7 });
+        let event = Event::new(
+            ConversationId::new(),
+            Some(user),
+            EventPayload::ReadUpTo {
+                user_id: user,
+                seq: 7,
+            },
+        );
         let json = serde_json::to_value(&event).expect("serializes");
         assert_eq!(json["type"], "receipt.read");
         assert_eq!(json["seq"], 7);

@@ -354,18 +354,36 @@ mod tests {
 
     #[test]
     fn portuguese_context_names_are_aliases() {
-        assert_eq!("privado".parse::<ContextType>().ok(), Some(ContextType::Private));
-        assert_eq!("núcleo".parse::<ContextType>().ok(), Some(ContextType::Nucleus));
-        assert_eq!("organização".parse::<ContextType>().ok(), Some(ContextType::Organization));
+        assert_eq!(
+            "privado".parse::<ContextType>().ok(),
+            Some(ContextType::Private)
+        );
+        assert_eq!(
+            "núcleo".parse::<ContextType>().ok(),
+            Some(ContextType::Nucleus)
+        );
+        assert_eq!(
+            "organização".parse::<ContextType>().ok(),
+            Some(ContextType::Organization)
+        );
         assert_eq!(ContextType::Event.as_str(), "event");
         assert!("planet".parse::<ContextType>().is_err());
     }
 
     #[test]
     fn status_follows_watermarks() {
-        assert_eq!(DeliveryStatus::from_watermarks(5, 4, 3), DeliveryStatus::Sent);
-        assert_eq!(DeliveryStatus::from_watermarks(5, 5, 3), DeliveryStatus::Delivered);
-        assert_eq!(DeliveryStatus::from_watermarks(5, 9, 5), DeliveryStatus::Read);
+        assert_eq!(
+            DeliveryStatus::from_watermarks(5, 4, 3),
+            DeliveryStatus::Sent
+        );
+        assert_eq!(
+            DeliveryStatus::from_watermarks(5, 5, 3),
+            DeliveryStatus::Delivered
+        );
+        assert_eq!(
+            DeliveryStatus::from_watermarks(5, 9, 5),
+            DeliveryStatus::Read
+        );
     }
 
     #[test]

@@ -15,7 +15,10 @@ pub struct ValidationError {
 
 impl ValidationError {
     pub fn new(field: &'static str, message: impl Into<String>) -> Self {
-        Self { field, message: message.into() }
+        Self {
+            field,
+            message: message.into(),
+        }
     }
 }
 
@@ -44,17 +47,27 @@ fn char_len_between(
         ));
     }
     if n > max {
-        return Err(ValidationError::new(field, format!("must be at most {max} characters")));
+        return Err(ValidationError::new(
+            field,
+            format!("must be at most {max} characters"),
+        ));
     }
     Ok(())
 }
 
-fn no_control_chars(field: &'static str, value: &str, allow_newlines: bool) -> Result<(), ValidationError> {
+fn no_control_chars(
+    field: &'static str,
+    value: &str,
+    allow_newlines: bool,
+) -> Result<(), ValidationError> {
     let bad = value
         .chars()
         .any(|c| c.is_control() && !(allow_newlines && (c == '\n' || c == '\t' || c == '\r')));
     if bad {
-        return Err(ValidationError::new(field, "must not contain control characters"));
+        return Err(ValidationError::new(
+            field,
+            "must not contain control characters",
+        ));
     }
     Ok(())
 }
@@ -111,7 +124,10 @@ pub fn message_text(field: &'static str, raw: &str) -> Result<String, Validation
 pub fn client_msg_id(raw: &str) -> Result<String, ValidationError> {
     char_len_between("client_msg_id", raw, 1, 64)?;
     if !raw.chars().all(|c| c.is_ascii_graphic()) {
-        return Err(ValidationError::new("client_msg_id", "must be printable ASCII without spaces"));
+        return Err(ValidationError::new(
+            "client_msg_id",
+            "must be printable ASCII without spaces",
+        ));
     }
     Ok(raw.to_owned())
 }
@@ -128,7 +144,10 @@ pub fn context_id(raw: &str) -> Result<String, ValidationError> {
 pub fn emoji(raw: &str) -> Result<String, ValidationError> {
     char_len_between("emoji", raw, 1, 32)?;
     if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(ValidationError::new("emoji", "must not contain spaces or control characters"));
+        return Err(ValidationError::new(
+            "emoji",
+            "must not contain spaces or control characters",
+        ));
     }
     Ok(raw.to_owned())
 }
@@ -190,7 +209,10 @@ pub fn mentioned_usernames(text: &str) -> Vec<String> {
 mod tests {
     #[test]
     fn mentions_are_found_once_and_lowercased() {
-        assert_eq!(mentioned_usernames("hi @Alice and @bob_1, also @alice."), vec!["alice", "bob_1"]);
+        assert_eq!(
+            mentioned_usernames("hi @Alice and @bob_1, also @alice."),
+            vec!["alice", "bob_1"]
+        );
         assert!(mentioned_usernames("mail me at x@example.com").is_empty());
         assert!(mentioned_usernames("@ab is too short").is_empty());
     }

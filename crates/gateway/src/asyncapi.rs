@@ -5,7 +5,7 @@
 //! drifts from the code.
 
 use schemars::generate::SchemaSettings;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::protocol::{ClientFrame, ServerMessage};
 

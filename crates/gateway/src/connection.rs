@@ -18,8 +18,8 @@
 //! for the oldest before reading more.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use chat_domain::{ConversationId, Event, EventPayload, UserId};
@@ -31,11 +31,11 @@ use std::pin::Pin;
 use futures::stream::FuturesUnordered;
 use futures::{SinkExt, StreamExt};
 use poem::web::websocket::{CloseCode, Message, WebSocketStream};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{Notify, mpsc};
 
-use crate::hub::{Member, Outbound};
-use crate::protocol::{close, codes, parse_client_frame, ClientFrame, Position, ServerFrame};
 use crate::GatewayState;
+use crate::hub::{Member, Outbound};
+use crate::protocol::{ClientFrame, Position, ServerFrame, close, codes, parse_client_frame};
 
 /// Which conversations a connection receives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,7 +75,10 @@ struct Connection {
 }
 
 fn slow_consumer() -> Exit {
-    Exit::Close(close::SLOW_CONSUMER, "slow consumer: reconnect and resume from your last seq".into())
+    Exit::Close(
+        close::SLOW_CONSUMER,
+        "slow consumer: reconnect and resume from your last seq".into(),
+    )
 }
 
 /// Serves one upgraded connection until it closes.
@@ -112,7 +115,9 @@ pub async fn serve(
         kicked,
         in_flight: FuturesUnordered::new(),
     };
-    let exit = conn.run(&mut stream, &mut rx, &kick, &conversations, resume).await;
+    let exit = conn
+        .run(&mut stream, &mut rx, &kick, &conversations, resume)
+        .await;
     state.hub.unregister(conn_id, caller.user_id);
     if let Exit::Close(code, reason) = exit {
         let close = Message::Close(Some((CloseCode::from(code), reason)));
@@ -149,7 +154,10 @@ impl Connection {
             conversations: self
                 .sent
                 .iter()
-                .map(|(c, s)| Position { conversation_id: *c, seq: resume.get(c).copied().unwrap_or(s.unwrap_or(0)) })
+                .map(|(c, s)| Position {
+                    conversation_id: *c,
+                    seq: resume.get(c).copied().unwrap_or(s.unwrap_or(0)),
+                })
                 .collect(),
         };
         if self.frame(&hello).await.is_err() {
@@ -168,7 +176,8 @@ impl Connection {
         }
         let mut shutdown = self.state.shutdown.clone();
         let heartbeat = self.state.settings.heartbeat();
-        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
+        let mut ticker =
+            tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
         let mut last_heard = Instant::now();
         loop {
             let step = tokio::select! {
@@ -217,11 +226,16 @@ impl Connection {
     /// Writes one message, giving up (and dropping the connection) when the client does
     /// not take it within the write timeout.
     async fn write(&mut self, message: Message) -> Result<(), Exit> {
-        match tokio::time::timeout(self.state.settings.write_timeout(), self.sink.send(message)).await {
+        match tokio::time::timeout(self.state.settings.write_timeout(), self.sink.send(message))
+            .await
+        {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(Exit::Gone),
             Err(_) if self.kicked.load(Ordering::Relaxed) => Err(slow_consumer()),
-            Err(_) => Err(Exit::Close(close::SLOW_CONSUMER, "write timed out: reconnect and resume".into())),
+            Err(_) => Err(Exit::Close(
+                close::SLOW_CONSUMER,
+                "write timed out: reconnect and resume".into(),
+            )),
         }
     }
 
@@ -231,8 +245,18 @@ impl Connection {
         self.write(Message::Text(json)).await
     }
 
-    async fn error(&mut self, id: Option<String>, code: &str, message: impl Into<String>) -> Result<(), Exit> {
-        self.frame(&ServerFrame::Error { id, code: code.into(), message: message.into() }).await
+    async fn error(
+        &mut self,
+        id: Option<String>,
+        code: &str,
+        message: impl Into<String>,
+    ) -> Result<(), Exit> {
+        self.frame(&ServerFrame::Error {
+            id,
+            code: code.into(),
+            message: message.into(),
+        })
+        .await
     }
 
     async fn incoming(&mut self, message: Message) -> Result<(), Exit> {
@@ -241,66 +265,129 @@ impl Connection {
                 Ok(frame) => self.request(frame).await,
                 Err(e) => self.error(e.id, e.code, e.message).await,
             },
-            Message::Binary(_) => self.error(None, codes::BINARY_UNSUPPORTED, "frames are JSON text").await,
+            Message::Binary(_) => {
+                self.error(None, codes::BINARY_UNSUPPORTED, "frames are JSON text")
+                    .await
+            }
             Message::Close(_) => Err(Exit::Gone),
             Message::Ping(_) | Message::Pong(_) => Ok(()),
         }
     }
 
     /// The conversation a request is about: the frame's, or the socket's own.
-    fn target(&self, requested: Option<ConversationId>) -> Result<ConversationId, (&'static str, String)> {
+    fn target(
+        &self,
+        requested: Option<ConversationId>,
+    ) -> Result<ConversationId, (&'static str, String)> {
         match (self.scope, requested) {
             (Scope::One(c), None) => Ok(c),
             (Scope::One(c), Some(r)) if r == c => Ok(c),
-            (Scope::One(_), Some(_)) => {
-                Err((codes::WRONG_CONVERSATION, "this socket is bound to another conversation".into()))
-            }
+            (Scope::One(_), Some(_)) => Err((
+                codes::WRONG_CONVERSATION,
+                "this socket is bound to another conversation".into(),
+            )),
             (Scope::All, Some(r)) => Ok(r),
-            (Scope::All, None) => Err((codes::INVALID_FRAME, "conversation_id is required on /ws".into())),
+            (Scope::All, None) => Err((
+                codes::INVALID_FRAME,
+                "conversation_id is required on /ws".into(),
+            )),
         }
     }
 
     async fn request(&mut self, frame: ClientFrame) -> Result<(), Exit> {
         let (id, conversation) = match &frame {
-            ClientFrame::Ping { id } => return self.frame(&ServerFrame::Pong { id: id.clone() }).await,
+            ClientFrame::Ping { id } => {
+                return self.frame(&ServerFrame::Pong { id: id.clone() }).await;
+            }
             ClientFrame::Resume { id, positions } => {
                 let (id, positions) = (id.clone(), positions.clone());
                 return self.resume_many(id, positions).await;
             }
-            ClientFrame::Send { id, conversation_id, .. }
-            | ClientFrame::Edit { id, conversation_id, .. }
-            | ClientFrame::Delete { id, conversation_id, .. }
-            | ClientFrame::React { id, conversation_id, .. }
-            | ClientFrame::Read { id, conversation_id, .. }
-            | ClientFrame::Delivered { id, conversation_id, .. } => (id.clone(), *conversation_id),
-            ClientFrame::Typing { id, conversation_id, .. } => (id.clone(), *conversation_id),
+            ClientFrame::Send {
+                id,
+                conversation_id,
+                ..
+            }
+            | ClientFrame::Edit {
+                id,
+                conversation_id,
+                ..
+            }
+            | ClientFrame::Delete {
+                id,
+                conversation_id,
+                ..
+            }
+            | ClientFrame::React {
+                id,
+                conversation_id,
+                ..
+            }
+            | ClientFrame::Read {
+                id,
+                conversation_id,
+                ..
+            }
+            | ClientFrame::Delivered {
+                id,
+                conversation_id,
+                ..
+            } => (id.clone(), *conversation_id),
+            ClientFrame::Typing {
+                id,
+                conversation_id,
+                ..
+            } => (id.clone(), *conversation_id),
         };
         let conversation = match self.target(conversation) {
             Ok(c) => c,
             Err((code, message)) => return self.error(id, code, message).await,
         };
         if self.state.limiter.check_key(&self.caller.user_id).is_err() {
-            return self.error(id, codes::RATE_LIMITED, "too many requests; slow down").await;
+            return self
+                .error(id, codes::RATE_LIMITED, "too many requests; slow down")
+                .await;
         }
         let service = &self.state.service;
         let caller = &self.caller;
         let result: Result<ServerFrame, ServiceError> = match frame {
-            ClientFrame::Send { text, client_msg_id, reply_to, .. } => {
+            ClientFrame::Send {
+                text,
+                client_msg_id,
+                reply_to,
+                ..
+            } => {
                 while self.in_flight.len() >= MAX_SENDS_IN_FLIGHT {
                     if let Some(answer) = self.in_flight.next().await {
                         self.frame(&answer).await?;
                     }
                 }
-                let request = SendMessage { text, client_msg_id, reply_to, attachments: Vec::new() };
-                match self.state.service.submit_message(&self.caller, conversation, request).await {
+                let request = SendMessage {
+                    text,
+                    client_msg_id,
+                    reply_to,
+                    attachments: Vec::new(),
+                };
+                match self
+                    .state
+                    .service
+                    .submit_message(&self.caller, conversation, request)
+                    .await
+                {
                     Ok(pending) => {
-                        self.in_flight.push(Box::pin(ack_when_committed(id, conversation, pending)));
+                        self.in_flight.push(Box::pin(ack_when_committed(
+                            id,
+                            conversation,
+                            pending,
+                        )));
                         return Ok(());
                     }
                     Err(e) => Err(e),
                 }
             }
-            ClientFrame::Edit { message_id, text, .. } => service
+            ClientFrame::Edit {
+                message_id, text, ..
+            } => service
                 .edit_message(caller, conversation, message_id, &text)
                 .await
                 .map(|_| ServerFrame::Ok { id: id.clone() }),
@@ -308,16 +395,29 @@ impl Connection {
                 .delete_message(caller, conversation, message_id)
                 .await
                 .map(|_| ServerFrame::Ok { id: id.clone() }),
-            ClientFrame::React { message_id, emoji, add, .. } => service
+            ClientFrame::React {
+                message_id,
+                emoji,
+                add,
+                ..
+            } => service
                 .react(caller, conversation, message_id, &emoji, add)
                 .await
                 .map(|_| ServerFrame::Ok { id: id.clone() }),
             ClientFrame::Typing { typing, .. } => {
                 if !self.sent.contains_key(&conversation) {
-                    return self.error(id, codes::NOT_FOUND, "conversation not found").await;
+                    return self
+                        .error(id, codes::NOT_FOUND, "conversation not found")
+                        .await;
                 }
                 let user_id = caller.user_id;
-                service.publish_ephemeral(conversation, user_id, EventPayload::Typing { user_id, typing }).await;
+                service
+                    .publish_ephemeral(
+                        conversation,
+                        user_id,
+                        EventPayload::Typing { user_id, typing },
+                    )
+                    .await;
                 return Ok(());
             }
             ClientFrame::Read { seq, .. } => service
@@ -347,14 +447,28 @@ impl Connection {
         Ok(())
     }
 
-    async fn resume_many(&mut self, id: Option<String>, positions: BTreeMap<ConversationId, i64>) -> Result<(), Exit> {
+    async fn resume_many(
+        &mut self,
+        id: Option<String>,
+        positions: BTreeMap<ConversationId, i64>,
+    ) -> Result<(), Exit> {
         for (c, after) in positions {
             if self.target(Some(c)).is_err() || !self.sent.contains_key(&c) {
-                self.error(id.clone(), codes::NOT_FOUND, format!("conversation {c} not found")).await?;
+                self.error(
+                    id.clone(),
+                    codes::NOT_FOUND,
+                    format!("conversation {c} not found"),
+                )
+                .await?;
                 continue;
             }
             if after < 0 {
-                self.error(id.clone(), codes::INVALID_FRAME, "positions must not be negative").await?;
+                self.error(
+                    id.clone(),
+                    codes::INVALID_FRAME,
+                    "positions must not be negative",
+                )
+                .await?;
                 continue;
             }
             self.resume(c, after, None).await?;
@@ -364,21 +478,44 @@ impl Connection {
 
     /// Sends every message of `conversation` after `after` (up to `upto` when given), in
     /// order, from PostgreSQL; then `resumed`.
-    async fn resume(&mut self, conversation: ConversationId, after: i64, upto: Option<i64>) -> Result<(), Exit> {
+    async fn resume(
+        &mut self,
+        conversation: ConversationId,
+        after: i64,
+        upto: Option<i64>,
+    ) -> Result<(), Exit> {
         let last = self.catch_up(conversation, after, upto).await?;
         let seq = last.max(after);
         let entry = self.sent.entry(conversation).or_insert(Some(seq));
         *entry = Some(entry.unwrap_or(seq).max(seq));
-        self.frame(&ServerFrame::Resumed { conversation_id: conversation, seq }).await
+        self.frame(&ServerFrame::Resumed {
+            conversation_id: conversation,
+            seq,
+        })
+        .await
     }
 
     /// Sends the messages after `after` (through `upto`) as `message.created` events.
     /// Returns the last seq sent (or `after`).
-    async fn catch_up(&mut self, conversation: ConversationId, after: i64, upto: Option<i64>) -> Result<i64, Exit> {
+    async fn catch_up(
+        &mut self,
+        conversation: ConversationId,
+        after: i64,
+        upto: Option<i64>,
+    ) -> Result<i64, Exit> {
         let mut last = after;
         loop {
-            let query = HistoryQuery { after: Some(last), limit: CATCH_UP_PAGE, ..Default::default() };
-            let (page, _) = match self.state.service.history(&self.caller, conversation, query).await {
+            let query = HistoryQuery {
+                after: Some(last),
+                limit: CATCH_UP_PAGE,
+                ..Default::default()
+            };
+            let (page, _) = match self
+                .state
+                .service
+                .history(&self.caller, conversation, query)
+                .await
+            {
                 Ok(p) => p,
                 Err(ServiceError::NotFound(_)) => return Ok(last),
                 Err(e) => return Err(Exit::Close(1011, format!("catch-up failed: {e}"))),
@@ -396,7 +533,8 @@ impl Connection {
                     at: message.created_at,
                     payload: EventPayload::MessageCreated { message },
                 };
-                let json = serde_json::to_string(&event).map_err(|e| Exit::Close(1011, e.to_string()))?;
+                let json =
+                    serde_json::to_string(&event).map_err(|e| Exit::Close(1011, e.to_string()))?;
                 self.write(Message::Text(json)).await?;
             }
             if !has_more || upto.is_some_and(|u| last >= u) {
@@ -409,7 +547,9 @@ impl Connection {
         match out {
             Outbound::Event(shared) => {
                 let c = shared.event.conversation_id;
-                let Some(sent) = self.sent.get(&c).copied() else { return Ok(()) };
+                let Some(sent) = self.sent.get(&c).copied() else {
+                    return Ok(());
+                };
                 if let EventPayload::MessageCreated { message } = &shared.event.payload {
                     let seq = message.seq;
                     match sent {
@@ -426,7 +566,10 @@ impl Connection {
                 }
                 self.write(Message::Text(shared.json.clone())).await
             }
-            Outbound::Subscribed { conversation, start } => {
+            Outbound::Subscribed {
+                conversation,
+                start,
+            } => {
                 if self.scope == Scope::All {
                     self.sent.entry(conversation).or_insert(start);
                 }
@@ -435,7 +578,10 @@ impl Connection {
             Outbound::Unsubscribed { conversation } => {
                 self.sent.remove(&conversation);
                 if self.scope == Scope::One(conversation) {
-                    return Err(Exit::Close(close::FORBIDDEN, "no longer a participant".into()));
+                    return Err(Exit::Close(
+                        close::FORBIDDEN,
+                        "no longer a participant".into(),
+                    ));
                 }
                 Ok(())
             }
@@ -451,26 +597,38 @@ impl Connection {
             Ok(p) => p,
             Err(_) => return Ok(()),
         };
-        let current: std::collections::HashSet<ConversationId> = positions.iter().map(|(c, _)| *c).collect();
+        let current: std::collections::HashSet<ConversationId> =
+            positions.iter().map(|(c, _)| *c).collect();
         self.sent.retain(|c, _| current.contains(c));
         if let Scope::One(c) = self.scope
             && !current.contains(&c)
         {
-            return Err(Exit::Close(close::FORBIDDEN, "no longer a participant".into()));
+            return Err(Exit::Close(
+                close::FORBIDDEN,
+                "no longer a participant".into(),
+            ));
         }
         for (c, newest) in positions {
             if let Some(Some(last)) = self.sent.get(&c).copied()
-                && newest > last {
-                    let through = self.catch_up(c, last, Some(newest)).await?;
-                    self.sent.insert(c, Some(through));
-                }
+                && newest > last
+            {
+                let through = self.catch_up(c, last, Some(newest)).await?;
+                self.sent.insert(c, Some(through));
+            }
         }
         Ok(())
     }
 
     async fn presence_online(&self) {
         let bus = self.state.service.bus();
-        match bus.presence_touch(self.caller.user_id, &self.id, self.state.settings.presence_ttl()).await {
+        match bus
+            .presence_touch(
+                self.caller.user_id,
+                &self.id,
+                self.state.settings.presence_ttl(),
+            )
+            .await
+        {
             Ok(true) => self.announce_presence(true).await,
             Ok(false) => {}
             Err(e) => tracing::debug!(error = %e, "presence not recorded"),
@@ -479,7 +637,13 @@ impl Connection {
 
     async fn presence_refresh(&self) {
         let bus = self.state.service.bus();
-        let _ = bus.presence_touch(self.caller.user_id, &self.id, self.state.settings.presence_ttl()).await;
+        let _ = bus
+            .presence_touch(
+                self.caller.user_id,
+                &self.id,
+                self.state.settings.presence_ttl(),
+            )
+            .await;
     }
 
     async fn presence_offline(&self) {
@@ -493,7 +657,9 @@ impl Connection {
     /// online or went offline.
     async fn announce_presence(&self, online: bool) {
         let user_id: UserId = self.caller.user_id;
-        let Ok(conversations) = self.state.service.positions(&self.caller).await else { return };
+        let Ok(conversations) = self.state.service.positions(&self.caller).await else {
+            return;
+        };
         for (c, _) in conversations {
             self.state
                 .service
@@ -518,6 +684,10 @@ async fn ack_when_committed(
             client_msg_id: sent.message.client_msg_id,
             created: sent.created,
         },
-        Err(e) => ServerFrame::Error { id, code: e.code().into(), message: e.to_string() },
+        Err(e) => ServerFrame::Error {
+            id,
+            code: e.code().into(),
+            message: e.to_string(),
+        },
     }
 }

@@ -95,7 +95,10 @@ pub async fn run(bus: Bus, hub: Arc<Hub>, mut shutdown: watch::Receiver<bool>) {
                         p.1 = delivery.stream_id.clone();
                     }
                     // Messages are checked by seq per connection, which also covers them.
-                    let is_message = matches!(delivery.envelope.event.payload, EventPayload::MessageCreated { .. });
+                    let is_message = matches!(
+                        delivery.envelope.event.payload,
+                        EventPayload::MessageCreated { .. }
+                    );
                     if !is_message && !seen.first_time(delivery.envelope.id) {
                         continue;
                     }
@@ -130,7 +133,10 @@ mod tests {
         let mut seen = RecentIds::default();
         let first = Uuid::now_v7();
         assert!(seen.first_time(first));
-        assert!(!seen.first_time(first), "a republished event must be dropped");
+        assert!(
+            !seen.first_time(first),
+            "a republished event must be dropped"
+        );
         for _ in 0..RECENT_IDS {
             assert!(seen.first_time(Uuid::now_v7()));
         }

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use chat_domain::{ConversationId, Event, EventPayload, UserId};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{Notify, mpsc};
 
 pub type ConnId = u64;
 
@@ -30,9 +30,14 @@ pub struct SharedEvent {
 pub enum Outbound {
     Event(Arc<SharedEvent>),
     /// The connection now receives this conversation; messages after `start` (when known).
-    Subscribed { conversation: ConversationId, start: Option<i64> },
+    Subscribed {
+        conversation: ConversationId,
+        start: Option<i64>,
+    },
     /// The connection no longer receives this conversation.
-    Unsubscribed { conversation: ConversationId },
+    Unsubscribed {
+        conversation: ConversationId,
+    },
     /// The bus may have lost events (Redis was unreachable): check every conversation
     /// against PostgreSQL and fill gaps.
     Resync,
@@ -76,7 +81,10 @@ impl Hub {
     pub fn register(&self, member: Arc<Member>, conversations: &[ConversationId]) {
         self.stats.connections.fetch_add(1, Ordering::Relaxed);
         {
-            let mut map = self.conversations.write().unwrap_or_else(|e| e.into_inner());
+            let mut map = self
+                .conversations
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
             for c in conversations {
                 map.entry(*c).or_default().push(member.clone());
             }
@@ -91,7 +99,10 @@ impl Hub {
     pub fn unregister(&self, conn: ConnId, user: UserId) {
         self.stats.connections.fetch_sub(1, Ordering::Relaxed);
         {
-            let mut map = self.conversations.write().unwrap_or_else(|e| e.into_inner());
+            let mut map = self
+                .conversations
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
             map.retain(|_, members| {
                 members.retain(|m| m.conn != conn);
                 !members.is_empty()
@@ -142,25 +153,46 @@ impl Hub {
         }
         // Departures last: the user who leaves still sees that they left.
         match &shared.event.payload {
-            EventPayload::ParticipantLeft { user_id, .. } => self.unsubscribe(conversation, Some(*user_id)),
+            EventPayload::ParticipantLeft { user_id, .. } => {
+                self.unsubscribe(conversation, Some(*user_id))
+            }
             EventPayload::ConversationDeleted {} => self.unsubscribe(conversation, None),
             _ => {}
         }
     }
 
-    fn subscribe_users(&self, conversation: ConversationId, users: &[chat_domain::UserId], start: Option<i64>) {
+    fn subscribe_users(
+        &self,
+        conversation: ConversationId,
+        users: &[chat_domain::UserId],
+        start: Option<i64>,
+    ) {
         let joining: Vec<Arc<Member>> = {
             let by_user = self.users.read().unwrap_or_else(|e| e.into_inner());
-            users.iter().filter_map(|u| by_user.get(u)).flatten().cloned().collect()
+            users
+                .iter()
+                .filter_map(|u| by_user.get(u))
+                .flatten()
+                .cloned()
+                .collect()
         };
         if joining.is_empty() {
             return;
         }
-        let mut map = self.conversations.write().unwrap_or_else(|e| e.into_inner());
+        let mut map = self
+            .conversations
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
         let members = map.entry(conversation).or_default();
         for m in joining {
             if !members.iter().any(|x| x.conn == m.conn) {
-                self.offer(&m, Outbound::Subscribed { conversation, start });
+                self.offer(
+                    &m,
+                    Outbound::Subscribed {
+                        conversation,
+                        start,
+                    },
+                );
                 members.push(m);
             }
         }
@@ -168,7 +200,10 @@ impl Hub {
 
     /// Unsubscribes one user's connections (or everyone's) from a conversation.
     fn unsubscribe(&self, conversation: ConversationId, user: Option<UserId>) {
-        let mut map = self.conversations.write().unwrap_or_else(|e| e.into_inner());
+        let mut map = self
+            .conversations
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
         if let Some(members) = map.get_mut(&conversation) {
             members.retain(|m| {
                 let leaving = user.is_none_or(|u| u == m.user);

@@ -23,8 +23,8 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chat_domain::{ConversationId, UserId};
@@ -35,7 +35,7 @@ use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
 use poem::middleware::{NormalizePath, TrailingSlash};
 use poem::web::websocket::{WebSocket, WebSocketConfig};
 use poem::web::{Data, Path};
-use poem::{get, handler, EndpointExt, IntoResponse, Request, Response, Route, Server};
+use poem::{EndpointExt, IntoResponse, Request, Response, Route, Server, get, handler};
 use tokio::sync::watch;
 
 use connection::Scope;
@@ -124,7 +124,10 @@ pub async fn bind(addr: &str) -> std::io::Result<Bound> {
         .first()
         .and_then(|a| a.as_socket_addr().copied())
         .ok_or_else(|| std::io::Error::other("listener has no socket address"))?;
-    Ok(Bound { acceptor, local_addr })
+    Ok(Bound {
+        acceptor,
+        local_addr,
+    })
 }
 
 /// Runs a gateway until `shutdown` resolves, then drains: every connection is told to
@@ -136,12 +139,19 @@ pub async fn serve(
     settings: GatewaySettings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let gateway_id = settings.gateway_id.clone().unwrap_or_else(|| bound.local_addr.to_string());
+    let gateway_id = settings
+        .gateway_id
+        .clone()
+        .unwrap_or_else(|| bound.local_addr.to_string());
     let (drain_tx, drain_rx) = watch::channel(false);
     let hub = Arc::new(Hub::default());
-    let quota = Quota::per_second(NonZeroU32::new(settings.rate_per_sec.max(1)).unwrap_or(NonZeroU32::MIN))
-        .allow_burst(NonZeroU32::new(settings.rate_burst.max(1)).unwrap_or(NonZeroU32::MIN));
-    let reader = service.bus().dedicated_reader().map_err(std::io::Error::other)?;
+    let quota =
+        Quota::per_second(NonZeroU32::new(settings.rate_per_sec.max(1)).unwrap_or(NonZeroU32::MIN))
+            .allow_burst(NonZeroU32::new(settings.rate_burst.max(1)).unwrap_or(NonZeroU32::MIN));
+    let reader = service
+        .bus()
+        .dedicated_reader()
+        .map_err(std::io::Error::other)?;
     let grace = Duration::from_secs(settings.shutdown_grace_secs);
     let state = Arc::new(GatewayState {
         service,
@@ -176,7 +186,9 @@ pub async fn serve(
         tracing::info!("draining: telling clients to reconnect");
         let _ = drain_tx.send(true);
         let deadline = tokio::time::Instant::now() + grace;
-        while hub.stats.connections.load(Ordering::Relaxed) > 0 && tokio::time::Instant::now() < deadline {
+        while hub.stats.connections.load(Ordering::Relaxed) > 0
+            && tokio::time::Instant::now() < deadline
+        {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     };
@@ -189,8 +201,8 @@ pub async fn serve(
 pub mod metrics {
     //! Gateway metrics: open connections, events read, deliveries, slow consumers.
 
-    use std::sync::atomic::Ordering;
     use std::sync::Arc;
+    use std::sync::atomic::Ordering;
 
     use opentelemetry::metrics::{ObservableCounter, ObservableGauge};
 
@@ -212,14 +224,23 @@ pub mod metrics {
                 .build();
             let counter = |name: &'static str, read: fn(&Hub) -> u64| {
                 let h = hub.clone();
-                meter.u64_observable_counter(name).with_callback(move |o| o.observe(read(&h), &[])).build()
+                meter
+                    .u64_observable_counter(name)
+                    .with_callback(move |o| o.observe(read(&h), &[]))
+                    .build()
             };
             Self {
                 _gauges: vec![gauge],
                 _counters: vec![
-                    counter("chat.gateway.events", |h| h.stats.events_dispatched.load(Ordering::Relaxed)),
-                    counter("chat.gateway.deliveries", |h| h.stats.deliveries.load(Ordering::Relaxed)),
-                    counter("chat.gateway.slow_consumers", |h| h.stats.slow_consumers.load(Ordering::Relaxed)),
+                    counter("chat.gateway.events", |h| {
+                        h.stats.events_dispatched.load(Ordering::Relaxed)
+                    }),
+                    counter("chat.gateway.deliveries", |h| {
+                        h.stats.deliveries.load(Ordering::Relaxed)
+                    }),
+                    counter("chat.gateway.slow_consumers", |h| {
+                        h.stats.slow_consumers.load(Ordering::Relaxed)
+                    }),
                 ],
             }
         }
@@ -235,15 +256,32 @@ fn refuse(status: StatusCode, code: &str, detail: &str) -> Response {
         "code": code,
         "detail": detail,
     });
-    Response::builder().status(status).content_type("application/problem+json").body(body.to_string())
+    Response::builder()
+        .status(status)
+        .content_type("application/problem+json")
+        .body(body.to_string())
 }
 
 fn service_refusal(err: ServiceError) -> Response {
     match err {
-        ServiceError::Unauthenticated => refuse(StatusCode::UNAUTHORIZED, "unauthenticated", "a valid access token is required"),
-        ServiceError::NotFound(_) => refuse(StatusCode::NOT_FOUND, "not_found", "conversation not found"),
-        ServiceError::Unavailable => refuse(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "retry later"),
-        other => refuse(StatusCode::INTERNAL_SERVER_ERROR, other.code(), "internal error"),
+        ServiceError::Unauthenticated => refuse(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "a valid access token is required",
+        ),
+        ServiceError::NotFound(_) => {
+            refuse(StatusCode::NOT_FOUND, "not_found", "conversation not found")
+        }
+        ServiceError::Unavailable => refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "retry later",
+        ),
+        other => refuse(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            other.code(),
+            "internal error",
+        ),
     }
 }
 
@@ -261,13 +299,20 @@ enum TokenSource {
 /// `chat_token` cookie.
 fn token_of(req: &Request) -> Option<(String, TokenSource)> {
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-    if let Some(t) = header("authorization").and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer "))) {
+    if let Some(t) = header("authorization").and_then(|v| {
+        v.strip_prefix("Bearer ")
+            .or_else(|| v.strip_prefix("bearer "))
+    }) {
         return Some((t.trim().to_owned(), TokenSource::Explicit));
     }
     if let Some(protocols) = header("sec-websocket-protocol")
-        && let Some(t) = protocols.split(',').map(str::trim).find_map(|p| p.strip_prefix("bearer.")) {
-            return Some((t.to_owned(), TokenSource::Explicit));
-        }
+        && let Some(t) = protocols
+            .split(',')
+            .map(str::trim)
+            .find_map(|p| p.strip_prefix("bearer."))
+    {
+        return Some((t.to_owned(), TokenSource::Explicit));
+    }
     if let Some(t) = query_param(req, "token") {
         return Some((t, TokenSource::Explicit));
     }
@@ -284,19 +329,36 @@ fn token_of(req: &Request) -> Option<(String, TokenSource)> {
 /// from a page on the gateway's own host (any port: the API serves the page on another
 /// one) or from an allowed origin.
 fn origin_allowed(req: &Request, allowed: &[String]) -> bool {
-    let Some(origin) = req.headers().get("origin").and_then(|v| v.to_str().ok()) else { return false };
-    if allowed.iter().any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(origin)) {
+    let Some(origin) = req.headers().get("origin").and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    if allowed
+        .iter()
+        .any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(origin))
+    {
         return true;
     }
     let host_of = |authority: &str| -> String {
         let authority = authority.rsplit('@').next().unwrap_or(authority);
         match authority.strip_prefix('[') {
-            Some(v6) => v6.split(']').next().unwrap_or_default().to_ascii_lowercase(),
-            None => authority.split(':').next().unwrap_or_default().to_ascii_lowercase(),
+            Some(v6) => v6
+                .split(']')
+                .next()
+                .unwrap_or_default()
+                .to_ascii_lowercase(),
+            None => authority
+                .split(':')
+                .next()
+                .unwrap_or_default()
+                .to_ascii_lowercase(),
         }
     };
-    let Some(origin_authority) = origin.split_once("://").map(|(_, rest)| rest) else { return false };
-    let Some(own) = req.headers().get("host").and_then(|v| v.to_str().ok()) else { return false };
+    let Some(origin_authority) = origin.split_once("://").map(|(_, rest)| rest) else {
+        return false;
+    };
+    let Some(own) = req.headers().get("host").and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
     host_of(origin_authority) == host_of(own)
 }
 
@@ -311,38 +373,78 @@ fn query_param(req: &Request, name: &str) -> Option<String> {
 
 /// `since=<conversation>:<seq>,…` (or, on `/ws/chat/{id}/`, `after=<seq>`): resume
 /// positions given in the URL.
-fn resume_positions(req: &Request, scope: Scope) -> Result<BTreeMap<ConversationId, i64>, Response> {
+fn resume_positions(
+    req: &Request,
+    scope: Scope,
+) -> Result<BTreeMap<ConversationId, i64>, Response> {
     let mut out = BTreeMap::new();
     let bad = |detail: &str| refuse(StatusCode::BAD_REQUEST, "bad_request", detail);
     if let Some(since) = query_param(req, "since") {
         for item in since.split(',').filter(|s| !s.is_empty()) {
-            let (c, s) = item.split_once(':').ok_or_else(|| bad("since: expected <conversation>:<seq>,…"))?;
-            let c: ConversationId = c.parse().map_err(|_| bad("since: invalid conversation id"))?;
-            let s: i64 = s.parse().ok().filter(|s| *s >= 0).ok_or_else(|| bad("since: invalid seq"))?;
+            let (c, s) = item
+                .split_once(':')
+                .ok_or_else(|| bad("since: expected <conversation>:<seq>,…"))?;
+            let c: ConversationId = c
+                .parse()
+                .map_err(|_| bad("since: invalid conversation id"))?;
+            let s: i64 = s
+                .parse()
+                .ok()
+                .filter(|s| *s >= 0)
+                .ok_or_else(|| bad("since: invalid seq"))?;
             out.insert(c, s);
         }
     }
     if let Scope::One(c) = scope
-        && let Some(other) = out.keys().find(|k| **k != c) {
-            return Err(refuse(StatusCode::NOT_FOUND, "not_found", &format!("conversation {other} not found")));
-        }
+        && let Some(other) = out.keys().find(|k| **k != c)
+    {
+        return Err(refuse(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            &format!("conversation {other} not found"),
+        ));
+    }
     if let (Scope::One(c), Some(after)) = (scope, query_param(req, "after")) {
-        let s: i64 = after.parse().ok().filter(|s| *s >= 0).ok_or_else(|| bad("after: invalid seq"))?;
+        let s: i64 = after
+            .parse()
+            .ok()
+            .filter(|s| *s >= 0)
+            .ok_or_else(|| bad("after: invalid seq"))?;
         out.insert(c, s);
     }
     Ok(out)
 }
 
 async fn authenticate(state: &GatewayState, req: &Request) -> Result<Caller, Response> {
-    let (token, source) =
-        token_of(req).ok_or_else(|| refuse(StatusCode::UNAUTHORIZED, "unauthenticated", "a valid access token is required"))?;
+    let (token, source) = token_of(req).ok_or_else(|| {
+        refuse(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "a valid access token is required",
+        )
+    })?;
     if source == TokenSource::Cookie && !origin_allowed(req, &state.settings.allowed_origins) {
-        return Err(refuse(StatusCode::FORBIDDEN, "forbidden", "cookie sessions are accepted only from the chat's own pages"));
+        return Err(refuse(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "cookie sessions are accepted only from the chat's own pages",
+        ));
     }
-    state.service.authenticate(&token).await.map_err(service_refusal)
+    state
+        .service
+        .authenticate(&token)
+        .await
+        .map_err(service_refusal)
 }
 
-fn upgrade(ws: WebSocket, state: Arc<GatewayState>, caller: Caller, scope: Scope, conversations: Vec<ConversationId>, resume: BTreeMap<ConversationId, i64>) -> Response {
+fn upgrade(
+    ws: WebSocket,
+    state: Arc<GatewayState>,
+    caller: Caller,
+    scope: Scope,
+    conversations: Vec<ConversationId>,
+    resume: BTreeMap<ConversationId, i64>,
+) -> Response {
     let mut config = WebSocketConfig::default();
     config.max_message_size = Some(state.settings.max_frame_bytes);
     config.max_frame_size = Some(state.settings.max_frame_bytes);
@@ -352,7 +454,9 @@ fn upgrade(ws: WebSocket, state: Arc<GatewayState>, caller: Caller, scope: Scope
     config.write_buffer_size = 4 * 1024;
     ws.protocols(["chat.v1"])
         .config(config)
-        .on_upgrade(move |socket| connection::serve(socket, state, caller, scope, conversations, resume))
+        .on_upgrade(move |socket| {
+            connection::serve(socket, state, caller, scope, conversations, resume)
+        })
         .into_response()
 }
 
@@ -372,7 +476,11 @@ async fn ws_all(req: &Request, ws: WebSocket, state: Data<&Arc<GatewayState>>) -
         Err(e) => return service_refusal(e),
     };
     if let Some(unknown) = resume.keys().find(|c| !conversations.contains(c)) {
-        return refuse(StatusCode::NOT_FOUND, "not_found", &format!("conversation {unknown} not found"));
+        return refuse(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            &format!("conversation {unknown} not found"),
+        );
     }
     upgrade(ws, state.clone(), caller, Scope::All, conversations, resume)
 }
@@ -391,7 +499,11 @@ async fn ws_one(
         Err(refusal) => return refusal,
     };
     let Ok(conversation) = conversation_id.parse::<ConversationId>() else {
-        return refuse(StatusCode::BAD_REQUEST, "bad_request", "invalid conversation id");
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "invalid conversation id",
+        );
     };
     if let Err(e) = state.service.participant(&caller, conversation).await {
         return service_refusal(e);
@@ -400,12 +512,21 @@ async fn ws_one(
         Ok(r) => r,
         Err(refusal) => return refusal,
     };
-    upgrade(ws, state.clone(), caller, Scope::One(conversation), vec![conversation], resume)
+    upgrade(
+        ws,
+        state.clone(),
+        caller,
+        Scope::One(conversation),
+        vec![conversation],
+        resume,
+    )
 }
 
 #[handler]
 fn healthz() -> Response {
-    Response::builder().content_type("application/json").body(r#"{"status":"ok"}"#)
+    Response::builder()
+        .content_type("application/json")
+        .body(r#"{"status":"ok"}"#)
 }
 
 /// This process's counters since it started (the load tool reads them around a run):
@@ -428,7 +549,9 @@ fn stats(state: Data<&Arc<GatewayState>>) -> Response {
         "slow_consumers": n(&hub.slow_consumers),
         "connections": n(&hub.connections),
     });
-    Response::builder().content_type("application/json").body(body.to_string())
+    Response::builder()
+        .content_type("application/json")
+        .body(body.to_string())
 }
 
 #[handler]
@@ -443,7 +566,11 @@ async fn readyz(state: Data<&Arc<GatewayState>>) -> Response {
         "connections": state.hub.stats.connections.load(Ordering::Relaxed),
     });
     Response::builder()
-        .status(if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE })
+        .status(if ok {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        })
         .content_type("application/json")
         .body(body.to_string())
 }

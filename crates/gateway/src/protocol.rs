@@ -30,9 +30,18 @@ pub enum ClientFrame {
         reply_to: Option<MessageId>,
     },
     /// Edit one's own message.
-    Edit { id: Option<String>, conversation_id: Option<ConversationId>, message_id: MessageId, text: String },
+    Edit {
+        id: Option<String>,
+        conversation_id: Option<ConversationId>,
+        message_id: MessageId,
+        text: String,
+    },
     /// Delete a message (one's own, or any as a moderator).
-    Delete { id: Option<String>, conversation_id: Option<ConversationId>, message_id: MessageId },
+    Delete {
+        id: Option<String>,
+        conversation_id: Option<ConversationId>,
+        message_id: MessageId,
+    },
     /// Add or remove a reaction.
     React {
         id: Option<String>,
@@ -44,15 +53,30 @@ pub enum ClientFrame {
         add: bool,
     },
     /// Start or stop typing (ephemeral; not stored; not answered unless refused).
-    Typing { id: Option<String>, conversation_id: Option<ConversationId>, typing: bool },
+    Typing {
+        id: Option<String>,
+        conversation_id: Option<ConversationId>,
+        typing: bool,
+    },
     /// Everything up to `seq` was read (moves the read watermark).
-    Read { id: Option<String>, conversation_id: Option<ConversationId>, seq: i64 },
+    Read {
+        id: Option<String>,
+        conversation_id: Option<ConversationId>,
+        seq: i64,
+    },
     /// Everything up to `seq` reached this device (moves the delivered watermark).
-    Delivered { id: Option<String>, conversation_id: Option<ConversationId>, seq: i64 },
+    Delivered {
+        id: Option<String>,
+        conversation_id: Option<ConversationId>,
+        seq: i64,
+    },
     /// Resume: for each conversation, the last seq this client has. Every message after
     /// it is sent in order (from PostgreSQL when the streams no longer hold it), then
     /// `resumed`.
-    Resume { id: Option<String>, positions: BTreeMap<ConversationId, i64> },
+    Resume {
+        id: Option<String>,
+        positions: BTreeMap<ConversationId, i64>,
+    },
     /// Answered with `pong`.
     Ping { id: Option<String> },
 }
@@ -88,7 +112,9 @@ pub enum ServerFrame {
         created: bool,
     },
     /// A request other than `send` succeeded.
-    Ok { id: Option<String> },
+    Ok {
+        id: Option<String>,
+    },
     /// A request failed; nothing was changed.
     Error {
         id: Option<String>,
@@ -96,11 +122,18 @@ pub enum ServerFrame {
         code: String,
         message: String,
     },
-    Pong { id: Option<String> },
+    Pong {
+        id: Option<String>,
+    },
     /// Everything after the resumed position, up to `seq`, has been sent; live events follow.
-    Resumed { conversation_id: ConversationId, seq: i64 },
+    Resumed {
+        conversation_id: ConversationId,
+        seq: i64,
+    },
     /// The gateway is shutting down: reconnect (to any gateway) and resume.
-    Reconnect { reason: String },
+    Reconnect {
+        reason: String,
+    },
 }
 
 /// A conversation and a seq in it.
@@ -165,16 +198,32 @@ pub struct FrameError {
 /// understood as sends: seed 002's `{"tipo": …, "conteudo": …}` and seed 000's
 /// `{"message": …}` / `{"text": …}` without a `type`.
 pub fn parse_client_frame(text: &str) -> Result<ClientFrame, FrameError> {
-    let value: Value = serde_json::from_str(text)
-        .map_err(|e| FrameError { code: codes::MALFORMED, message: format!("not JSON: {e}"), id: None })?;
+    let value: Value = serde_json::from_str(text).map_err(|e| FrameError {
+        code: codes::MALFORMED,
+        message: format!("not JSON: {e}"),
+        id: None,
+    })?;
     let Value::Object(map) = &value else {
-        return Err(FrameError { code: codes::MALFORMED, message: "a frame is a JSON object".into(), id: None });
+        return Err(FrameError {
+            code: codes::MALFORMED,
+            message: "a frame is a JSON object".into(),
+            id: None,
+        });
     };
     let id = map.get("id").and_then(Value::as_str).map(str::to_owned);
     match map.get("type") {
         Some(Value::String(kind)) => {
-            const KNOWN: &[&str] =
-                &["send", "edit", "delete", "react", "typing", "read", "delivered", "resume", "ping"];
+            const KNOWN: &[&str] = &[
+                "send",
+                "edit",
+                "delete",
+                "react",
+                "typing",
+                "read",
+                "delivered",
+                "resume",
+                "ping",
+            ];
             if !KNOWN.contains(&kind.as_str()) {
                 return Err(FrameError {
                     code: codes::UNKNOWN_ACTION,
@@ -182,21 +231,36 @@ pub fn parse_client_frame(text: &str) -> Result<ClientFrame, FrameError> {
                     id,
                 });
             }
-            serde_json::from_value(value)
-                .map_err(|e| FrameError { code: codes::INVALID_FRAME, message: e.to_string(), id })
+            serde_json::from_value(value).map_err(|e| FrameError {
+                code: codes::INVALID_FRAME,
+                message: e.to_string(),
+                id,
+            })
         }
-        Some(_) => Err(FrameError { code: codes::INVALID_FRAME, message: "`type` must be a string".into(), id }),
+        Some(_) => Err(FrameError {
+            code: codes::INVALID_FRAME,
+            message: "`type` must be a string".into(),
+            id,
+        }),
         None => seed_send(map, id),
     }
 }
 
 /// Seed 002 (`tipo`/`conteudo`) and seed 000 (`message`/`text`) sends.
-fn seed_send(map: &serde_json::Map<String, Value>, id: Option<String>) -> Result<ClientFrame, FrameError> {
-    let text = ["conteudo", "message", "text"].iter().find_map(|k| map.get(*k));
+fn seed_send(
+    map: &serde_json::Map<String, Value>,
+    id: Option<String>,
+) -> Result<ClientFrame, FrameError> {
+    let text = ["conteudo", "message", "text"]
+        .iter()
+        .find_map(|k| map.get(*k));
     match text {
         Some(Value::String(text)) => {
             if let Some(tipo) = map.get("tipo") {
-                let ok = matches!(tipo.as_str(), Some("text" | "texto" | "mensagem" | "message"));
+                let ok = matches!(
+                    tipo.as_str(),
+                    Some("text" | "texto" | "mensagem" | "message")
+                );
                 if !ok {
                     return Err(FrameError {
                         code: codes::NOT_SUPPORTED,
@@ -207,14 +271,27 @@ fn seed_send(map: &serde_json::Map<String, Value>, id: Option<String>) -> Result
             }
             Ok(ClientFrame::Send {
                 id,
-                conversation_id: map.get("conversation_id").and_then(|v| serde_json::from_value(v.clone()).ok()),
+                conversation_id: map
+                    .get("conversation_id")
+                    .and_then(|v| serde_json::from_value(v.clone()).ok()),
                 text: text.clone(),
-                client_msg_id: map.get("client_msg_id").and_then(Value::as_str).map(str::to_owned),
+                client_msg_id: map
+                    .get("client_msg_id")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
                 reply_to: None,
             })
         }
-        Some(_) => Err(FrameError { code: codes::INVALID_FRAME, message: "the text must be a string".into(), id }),
-        None => Err(FrameError { code: codes::UNKNOWN_ACTION, message: "a frame needs a `type`".into(), id }),
+        Some(_) => Err(FrameError {
+            code: codes::INVALID_FRAME,
+            message: "the text must be a string".into(),
+            id,
+        }),
+        None => Err(FrameError {
+            code: codes::UNKNOWN_ACTION,
+            message: "a frame needs a `type`".into(),
+            id,
+        }),
     }
 }
 
@@ -224,8 +301,11 @@ mod tests {
 
     #[test]
     fn typed_frames_parse() {
-        let f = parse_client_frame(r#"{"type":"send","id":"r1","text":"hi","client_msg_id":"k1"}"#).expect("parses");
-        assert!(matches!(f, ClientFrame::Send { ref text, ref client_msg_id, .. } if text == "hi" && client_msg_id.as_deref() == Some("k1")));
+        let f = parse_client_frame(r#"{"type":"send","id":"r1","text":"hi","client_msg_id":"k1"}"#)
+            .expect("parses");
+        assert!(
+            matches!(f, ClientFrame::Send { ref text, ref client_msg_id, .. } if text == "hi" && client_msg_id.as_deref() == Some("k1"))
+        );
         let f = parse_client_frame(r#"{"type":"ping"}"#).expect("parses");
         assert_eq!(f, ClientFrame::Ping { id: None });
     }
@@ -240,12 +320,30 @@ mod tests {
 
     #[test]
     fn bad_frames_have_codes() {
-        assert_eq!(parse_client_frame("{nope").map_err(|e| e.code), Err(codes::MALFORMED));
-        assert_eq!(parse_client_frame("[1]").map_err(|e| e.code), Err(codes::MALFORMED));
+        assert_eq!(
+            parse_client_frame("{nope").map_err(|e| e.code),
+            Err(codes::MALFORMED)
+        );
+        assert_eq!(
+            parse_client_frame("[1]").map_err(|e| e.code),
+            Err(codes::MALFORMED)
+        );
         let e = parse_client_frame(r#"{"type":"fly","id":"x"}"#).expect_err("unknown");
-        assert_eq!((e.code, e.id.as_deref()), (codes::UNKNOWN_ACTION, Some("x")));
-        assert_eq!(parse_client_frame(r#"{"type":"send"}"#).map_err(|e| e.code), Err(codes::INVALID_FRAME));
-        assert_eq!(parse_client_frame(r#"{"type":"read","seq":"x"}"#).map_err(|e| e.code), Err(codes::INVALID_FRAME));
-        assert_eq!(parse_client_frame(r#"{"hello":1}"#).map_err(|e| e.code), Err(codes::UNKNOWN_ACTION));
+        assert_eq!(
+            (e.code, e.id.as_deref()),
+            (codes::UNKNOWN_ACTION, Some("x"))
+        );
+        assert_eq!(
+            parse_client_frame(r#"{"type":"send"}"#).map_err(|e| e.code),
+            Err(codes::INVALID_FRAME)
+        );
+        assert_eq!(
+            parse_client_frame(r#"{"type":"read","seq":"x"}"#).map_err(|e| e.code),
+            Err(codes::INVALID_FRAME)
+        );
+        assert_eq!(
+            parse_client_frame(r#"{"hello":1}"#).map_err(|e| e.code),
+            Err(codes::UNKNOWN_ACTION)
+        );
     }
 }

@@ -45,13 +45,43 @@ fn every_reference_resolves_and_every_frame_is_described() {
         assert!(resolve(&doc, r).is_some(), "dangling $ref {r}");
     }
     let text = COMMITTED;
-    for name in ["send", "edit", "delete", "react", "typing", "read", "delivered", "resume", "ping"] {
-        assert!(text.contains(&format!("\"const\": \"{name}\"")), "client frame {name} is not described");
+    for name in [
+        "send",
+        "edit",
+        "delete",
+        "react",
+        "typing",
+        "read",
+        "delivered",
+        "resume",
+        "ping",
+    ] {
+        assert!(
+            text.contains(&format!("\"const\": \"{name}\"")),
+            "client frame {name} is not described"
+        );
     }
-    for event in ["message.created", "receipt.read", "participant.joined", "typing", "presence"] {
+    for event in [
+        "message.created",
+        "receipt.read",
+        "participant.joined",
+        "typing",
+        "presence",
+    ] {
         assert!(text.contains(event), "event {event} is not described");
     }
-    for frame in ["hello", "ack", "ok", "error", "pong", "resumed", "reconnect"] {
-        assert!(text.contains(&format!("\"const\": \"{frame}\"")), "frame {frame} is not described");
+    for frame in [
+        "hello",
+        "ack",
+        "ok",
+        "error",
+        "pong",
+        "resumed",
+        "reconnect",
+    ] {
+        assert!(
+            text.contains(&format!("\"const\": \"{frame}\"")),
+            "frame {frame} is not described"
+        );
     }
 }

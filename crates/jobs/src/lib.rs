@@ -10,15 +10,15 @@
 //! worker after the heartbeat timeout, so handlers must be idempotent.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use apalis::layers::retry::backoff::{ExponentialBackoffMaker, MakeBackoff};
 use apalis::layers::retry::HasherRng;
+use apalis::layers::retry::backoff::{ExponentialBackoffMaker, MakeBackoff};
 use apalis::prelude::{
-    AbortError, Attempt, BackendExt, BoxDynError, Data as JobData, Monitor, RetryPolicy, TaskBuilder, TaskId, TaskSink,
-    WorkerBuilder, WorkerBuilderExt,
+    AbortError, Attempt, BackendExt, BoxDynError, Data as JobData, Monitor, RetryPolicy,
+    TaskBuilder, TaskId, TaskSink, WorkerBuilder, WorkerBuilderExt,
 };
 use apalis_redis::{Config, ConnectionManager, RedisStorage};
 use serde::{Deserialize, Serialize};
@@ -71,10 +71,25 @@ pub const MAX_ATTEMPTS: usize = 5;
 
 /// The work, implemented by `chat-worker`.
 pub trait JobHandlers: Clone + Send + Sync + 'static {
-    fn process_attachment(&self, job: ProcessAttachment, attempt: usize) -> impl Future<Output = Result<(), JobFailure>> + Send;
-    fn export_conversation(&self, job: ExportConversation, attempt: usize) -> impl Future<Output = Result<(), JobFailure>> + Send;
-    fn notify_message(&self, job: NotifyMessage, attempt: usize) -> impl Future<Output = Result<(), JobFailure>> + Send;
-    fn deliver_notification(&self, job: DeliverNotification) -> impl Future<Output = Result<(), JobFailure>> + Send;
+    fn process_attachment(
+        &self,
+        job: ProcessAttachment,
+        attempt: usize,
+    ) -> impl Future<Output = Result<(), JobFailure>> + Send;
+    fn export_conversation(
+        &self,
+        job: ExportConversation,
+        attempt: usize,
+    ) -> impl Future<Output = Result<(), JobFailure>> + Send;
+    fn notify_message(
+        &self,
+        job: NotifyMessage,
+        attempt: usize,
+    ) -> impl Future<Output = Result<(), JobFailure>> + Send;
+    fn deliver_notification(
+        &self,
+        job: DeliverNotification,
+    ) -> impl Future<Output = Result<(), JobFailure>> + Send;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -102,7 +117,11 @@ pub struct Jobs {
 
 impl Jobs {
     pub fn new(redis_url: &str, prefix: &str) -> Self {
-        Self { redis_url: redis_url.to_owned(), prefix: prefix.to_owned(), connection: Arc::default() }
+        Self {
+            redis_url: redis_url.to_owned(),
+            prefix: prefix.to_owned(),
+            connection: Arc::default(),
+        }
     }
 
     async fn connection(&self) -> Result<ConnectionManager, JobsError> {
@@ -120,27 +139,42 @@ impl Jobs {
     }
 
     /// Queues a webhook delivery attempt, after `delay` (once per delivery and attempt).
-    pub async fn deliver_notification(&self, job: DeliverNotification, delay: Option<Duration>) -> Result<(), JobsError> {
+    pub async fn deliver_notification(
+        &self,
+        job: DeliverNotification,
+        delay: Option<Duration>,
+    ) -> Result<(), JobsError> {
         let id = TaskId::from_string(format!("{}-{}", job.delivery_id, job.attempt));
         self.push("deliveries", job, id, delay).await
     }
 
-    async fn push<T>(&self, kind: &str, job: T, id: TaskId, delay: Option<Duration>) -> Result<(), JobsError>
+    async fn push<T>(
+        &self,
+        kind: &str,
+        job: T,
+        id: TaskId,
+        delay: Option<Duration>,
+    ) -> Result<(), JobsError>
     where
         T: Serialize + for<'de> Deserialize<'de> + Send + Sync + Unpin + 'static,
     {
-        let mut storage: RedisStorage<T> = RedisStorage::new(self.connection().await?).with_config(config(&self.prefix, kind));
+        let mut storage: RedisStorage<T> =
+            RedisStorage::new(self.connection().await?).with_config(config(&self.prefix, kind));
         let mut task = TaskBuilder::new(job).task_id(id);
         if let Some(d) = delay {
             task = task.run_after(d);
         }
-        storage.push_task(task.build()).await.map_err(|e| JobsError::Unavailable(e.to_string()))
+        storage
+            .push_task(task.build())
+            .await
+            .map_err(|e| JobsError::Unavailable(e.to_string()))
     }
 
     /// Queues an export (once per export id).
     pub async fn export_conversation(&self, job: ExportConversation) -> Result<(), JobsError> {
         let mut storage: RedisStorage<ExportConversation> =
-            RedisStorage::new(self.connection().await?).with_config(config(&self.prefix, "exports"));
+            RedisStorage::new(self.connection().await?)
+                .with_config(config(&self.prefix, "exports"));
         let id = TaskId::from_string(job.export_id.to_string());
         storage
             .push_task(TaskBuilder::new(job).task_id(id).build())
@@ -151,7 +185,8 @@ impl Jobs {
     /// Queues an attachment for processing (once per attachment id).
     pub async fn process_attachment(&self, job: ProcessAttachment) -> Result<(), JobsError> {
         let mut storage: RedisStorage<ProcessAttachment> =
-            RedisStorage::new(self.connection().await?).with_config(config(&self.prefix, "attachments"));
+            RedisStorage::new(self.connection().await?)
+                .with_config(config(&self.prefix, "attachments"));
         let id = TaskId::from_string(job.attachment_id.to_string());
         storage
             .push_task(TaskBuilder::new(job).task_id(id).build())
@@ -170,26 +205,41 @@ fn outcome(result: Result<(), JobFailure>, attempt: usize) -> Result<(), BoxDynE
     }
 }
 
-async fn attachment_job<H: JobHandlers>(job: ProcessAttachment, handlers: JobData<H>, attempt: Attempt) -> Result<(), BoxDynError> {
+async fn attachment_job<H: JobHandlers>(
+    job: ProcessAttachment,
+    handlers: JobData<H>,
+    attempt: Attempt,
+) -> Result<(), BoxDynError> {
     let n = attempt.current();
     outcome(handlers.process_attachment(job, n).await, n)
 }
 
-async fn notify_job<H: JobHandlers>(job: NotifyMessage, handlers: JobData<H>, attempt: Attempt) -> Result<(), BoxDynError> {
+async fn notify_job<H: JobHandlers>(
+    job: NotifyMessage,
+    handlers: JobData<H>,
+    attempt: Attempt,
+) -> Result<(), BoxDynError> {
     let n = attempt.current();
     outcome(handlers.notify_message(job, n).await, n)
 }
 
 /// Delivery retries are scheduled by the handler itself (exponential backoff), so a
 /// failed attempt is never retried by the queue.
-async fn delivery_job<H: JobHandlers>(job: DeliverNotification, handlers: JobData<H>) -> Result<(), BoxDynError> {
+async fn delivery_job<H: JobHandlers>(
+    job: DeliverNotification,
+    handlers: JobData<H>,
+) -> Result<(), BoxDynError> {
     match handlers.deliver_notification(job).await {
         Ok(()) => Ok(()),
         Err(e) => Err(AbortError::new(e).into()),
     }
 }
 
-async fn export_job<H: JobHandlers>(job: ExportConversation, handlers: JobData<H>, attempt: Attempt) -> Result<(), BoxDynError> {
+async fn export_job<H: JobHandlers>(
+    job: ExportConversation,
+    handlers: JobData<H>,
+    attempt: Attempt,
+) -> Result<(), BoxDynError> {
     let n = attempt.current();
     outcome(handlers.export_conversation(job, n).await, n)
 }
@@ -203,23 +253,34 @@ pub async fn run_workers<H: JobHandlers>(
     handlers: H,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), JobsError> {
-    let connection = apalis_redis::connect(redis_url).await.map_err(|e| JobsError::Unavailable(e.to_string()))?;
+    let connection = apalis_redis::connect(redis_url)
+        .await
+        .map_err(|e| JobsError::Unavailable(e.to_string()))?;
     let attachments: RedisStorage<ProcessAttachment> =
         RedisStorage::new(connection.clone()).with_config(config(prefix, "attachments"));
     let exports: RedisStorage<ExportConversation> =
         RedisStorage::new(connection.clone()).with_config(config(prefix, "exports"));
-    let notify: RedisStorage<NotifyMessage> = RedisStorage::new(connection.clone()).with_config(config(prefix, "notify"));
+    let notify: RedisStorage<NotifyMessage> =
+        RedisStorage::new(connection.clone()).with_config(config(prefix, "notify"));
     let deliveries: RedisStorage<DeliverNotification> =
         RedisStorage::new(connection).with_config(config(prefix, "deliveries"));
     // Worker names must be unique per process (a restarted process gets a new one).
     let instance = format!(
         "{}-{}",
         std::process::id(),
-        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0)
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0)
     );
-    let backoff = ExponentialBackoffMaker::new(Duration::from_millis(200), Duration::from_secs(10), 0.2, HasherRng::default())
-        .map_err(|e| JobsError::Unavailable(e.to_string()))?
-        .make_backoff();
+    let backoff = ExponentialBackoffMaker::new(
+        Duration::from_millis(200),
+        Duration::from_secs(10),
+        0.2,
+        HasherRng::default(),
+    )
+    .map_err(|e| JobsError::Unavailable(e.to_string()))?
+    .make_backoff();
     let (handlers_exports, instance_exports) = (handlers.clone(), instance.clone());
     let (handlers_notify, instance_notify) = (handlers.clone(), instance.clone());
     let (handlers_deliveries, instance_deliveries) = (handlers.clone(), instance.clone());
@@ -228,7 +289,11 @@ pub async fn run_workers<H: JobHandlers>(
     Monitor::new()
         .register(move |_restarts| {
             WorkerBuilder::new(format!("attachments-{instance}"))
-                .backend(attachments.clone().poll_with_interval(Duration::from_millis(100)))
+                .backend(
+                    attachments
+                        .clone()
+                        .poll_with_interval(Duration::from_millis(100)),
+                )
                 .concurrency(concurrency.max(1))
                 .retry(RetryPolicy::retries(2).with_backoff(backoff.clone()))
                 .catch_panic()
@@ -242,7 +307,11 @@ pub async fn run_workers<H: JobHandlers>(
             let instance = instance_exports;
             move |_restarts| {
                 WorkerBuilder::new(format!("exports-{instance}"))
-                    .backend(exports.clone().poll_with_interval(Duration::from_millis(100)))
+                    .backend(
+                        exports
+                            .clone()
+                            .poll_with_interval(Duration::from_millis(100)),
+                    )
                     // Exports are long and memory-bounded; run them one or two at a time.
                     .concurrency(2)
                     .catch_panic()
@@ -257,7 +326,11 @@ pub async fn run_workers<H: JobHandlers>(
             let instance = instance_notify;
             move |_restarts| {
                 WorkerBuilder::new(format!("notify-{instance}"))
-                    .backend(notify.clone().poll_with_interval(Duration::from_millis(100)))
+                    .backend(
+                        notify
+                            .clone()
+                            .poll_with_interval(Duration::from_millis(100)),
+                    )
                     .concurrency(concurrency.max(1))
                     .catch_panic()
                     .timeout(Duration::from_secs(60))
@@ -271,7 +344,11 @@ pub async fn run_workers<H: JobHandlers>(
             let instance = instance_deliveries;
             move |_restarts| {
                 WorkerBuilder::new(format!("deliveries-{instance}"))
-                    .backend(deliveries.clone().poll_with_interval(Duration::from_millis(100)))
+                    .backend(
+                        deliveries
+                            .clone()
+                            .poll_with_interval(Duration::from_millis(100)),
+                    )
                     .concurrency(concurrency.max(1) * 4)
                     .catch_panic()
                     .timeout(Duration::from_secs(60))

@@ -40,7 +40,9 @@ fn clock_ticks_per_second() -> f64 {
 
 /// Busy ticks of all CPUs (everything but idle and iowait) and the number of CPUs.
 fn machine() -> (u64, usize) {
-    let Ok(stat) = std::fs::read_to_string("/proc/stat") else { return (0, 0) };
+    let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
+        return (0, 0);
+    };
     let mut busy = 0;
     let mut cores = 0;
     for line in stat.lines() {
@@ -82,14 +84,23 @@ impl CpuSample {
                 if !name.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
                     continue;
                 }
-                let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
-                let Some((comm, ticks)) = process(&stat) else { continue };
+                let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                    continue;
+                };
+                let Some((comm, ticks)) = process(&stat) else {
+                    continue;
+                };
                 if let Some((role, _)) = ROLES.iter().find(|(_, names)| names.contains(&comm)) {
                     *by_role.entry(role).or_default() += ticks;
                 }
             }
         }
-        Self { at: Instant::now(), machine_busy, cores, by_role }
+        Self {
+            at: Instant::now(),
+            machine_busy,
+            cores,
+            by_role,
+        }
     }
 
     /// Report lines for `messages` handled between `self` and `later`.
@@ -98,7 +109,8 @@ impl CpuSample {
         let per_message = |ticks: u64| ticks as f64 * tick_ms / messages.max(1) as f64;
         let wall = later.at.duration_since(self.at).as_secs_f64();
         let busy = later.machine_busy.saturating_sub(self.machine_busy);
-        let busy_share = busy as f64 * tick_ms / 1000.0 / (wall * later.cores.max(1) as f64) * 100.0;
+        let busy_share =
+            busy as f64 * tick_ms / 1000.0 / (wall * later.cores.max(1) as f64) * 100.0;
         let roles: Vec<String> = ROLES
             .iter()
             .map(|(role, _)| {

@@ -29,16 +29,20 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{bail, Context};
+use anyhow::{Context, bail};
 use futures::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "chat-load", version, about = "Load generator for the chat gateway fleet")]
+#[command(
+    name = "chat-load",
+    version,
+    about = "Load generator for the chat gateway fleet"
+)]
 pub struct LoadArgs {
     /// Scenario: latency, fanout, persist, idle or catchup.
     #[arg(long, default_value = "latency", value_parser = ["latency", "fanout", "persist", "idle", "catchup"])]
@@ -47,7 +51,12 @@ pub struct LoadArgs {
     #[arg(long, env = "CHAT_LOAD_API", default_value = "http://127.0.0.1:8080")]
     pub api: String,
     /// Gateways, comma-separated. Senders use the first, receivers the others.
-    #[arg(long, env = "CHAT_LOAD_GATEWAYS", value_delimiter = ',', default_value = "ws://127.0.0.1:8081,ws://127.0.0.1:8082")]
+    #[arg(
+        long,
+        env = "CHAT_LOAD_GATEWAYS",
+        value_delimiter = ',',
+        default_value = "ws://127.0.0.1:8081,ws://127.0.0.1:8082"
+    )]
     pub gateways: Vec<String>,
     /// Messages per second, in total (latency, fanout).
     #[arg(long, default_value_t = 1000)]
@@ -84,12 +93,16 @@ pub struct LoadArgs {
 }
 
 fn now_ns() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
 }
 
 fn histogram() -> Histogram<u64> {
     // Microseconds, 1 µs to 100 s, 3 significant digits.
-    Histogram::new_with_bounds(1, 100_000_000, 3).unwrap_or_else(|_| Histogram::new(3).unwrap_or_else(|_| unreachable!()))
+    Histogram::new_with_bounds(1, 100_000_000, 3)
+        .unwrap_or_else(|_| Histogram::new(3).unwrap_or_else(|_| unreachable!()))
 }
 
 /// The set-up side: the REST API.
@@ -105,12 +118,24 @@ struct Account {
 }
 
 impl Api {
-    async fn call(&self, method: reqwest::Method, path: &str, token: Option<&str>, body: Value) -> anyhow::Result<Value> {
-        let mut req = self.http.request(method, format!("{}{}", self.base, path)).json(&body);
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Value,
+    ) -> anyhow::Result<Value> {
+        let mut req = self
+            .http
+            .request(method, format!("{}{}", self.base, path))
+            .json(&body);
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
-        let resp = req.send().await.with_context(|| format!("calling {path}"))?;
+        let resp = req
+            .send()
+            .await
+            .with_context(|| format!("calling {path}"))?;
         let status = resp.status();
         let body: Value = resp.json().await.unwrap_or(Value::Null);
         if !status.is_success() {
@@ -122,17 +147,30 @@ impl Api {
     async fn account(&self, n: usize) -> anyhow::Result<Account> {
         let username = format!("load{}_{n}", self.run);
         let credentials = json!({"username": username, "password": "load-test-password"});
-        self.call(reqwest::Method::POST, "/api/auth/register", None, credentials.clone()).await?;
-        let login = self.call(reqwest::Method::POST, "/api/auth/login", None, credentials).await?;
+        self.call(
+            reqwest::Method::POST,
+            "/api/auth/register",
+            None,
+            credentials.clone(),
+        )
+        .await?;
+        let login = self
+            .call(reqwest::Method::POST, "/api/auth/login", None, credentials)
+            .await?;
         Ok(Account {
             id: login["user_id"].as_str().unwrap_or_default().to_owned(),
-            token: login["access_token"].as_str().unwrap_or_default().to_owned(),
+            token: login["access_token"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
         })
     }
 
     async fn accounts(&self, n: usize) -> anyhow::Result<Vec<Account>> {
         let mut out = Vec::with_capacity(n);
-        let mut pending = futures::stream::iter(0..n).map(|i| self.account(i)).buffered(16);
+        let mut pending = futures::stream::iter(0..n)
+            .map(|i| self.account(i))
+            .buffered(16);
         while let Some(account) = pending.next().await {
             out.push(account?);
             if out.len() % 200 == 0 {
@@ -145,16 +183,26 @@ impl Api {
     async fn group(&self, owner: &Account, members: &[&Account]) -> anyhow::Result<String> {
         let ids: Vec<&str> = members.iter().map(|m| m.id.as_str()).collect();
         let body = json!({"name": "load", "is_group": true, "participants": ids});
-        let c = self.call(reqwest::Method::POST, "/api/chat/conversations/", Some(&owner.token), body).await?;
+        let c = self
+            .call(
+                reqwest::Method::POST,
+                "/api/chat/conversations/",
+                Some(&owner.token),
+                body,
+            )
+            .await?;
         Ok(c["id"].as_str().unwrap_or_default().to_owned())
     }
 }
 
-type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn connect(gateway: &str, path: &str, token: &str) -> anyhow::Result<Socket> {
     let mut request = format!("{gateway}{path}").into_client_request()?;
-    request.headers_mut().insert("authorization", format!("Bearer {token}").parse()?);
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse()?);
     let (socket, _) = tokio_tungstenite::connect_async(request).await?;
     Ok(socket)
 }
@@ -219,18 +267,26 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<Report> {
 }
 
 /// Fixed-rate sends into `groups` conversations of `senders + receivers` members.
-async fn stream(api: &Api, args: &LoadArgs, groups: usize, receivers: usize) -> anyhow::Result<Report> {
+async fn stream(
+    api: &Api,
+    args: &LoadArgs,
+    groups: usize,
+    receivers: usize,
+) -> anyhow::Result<Report> {
     let senders_per_group = args.senders.max(1);
     let size = senders_per_group + receivers;
-    eprintln!("setting up {groups} conversation(s) of {size} members ({senders_per_group} sending)");
+    eprintln!(
+        "setting up {groups} conversation(s) of {size} members ({senders_per_group} sending)"
+    );
     let accounts = api.accounts(groups * size).await?;
     let tally = Arc::new(Tally::default());
     let latency = Arc::new(Mutex::new(histogram()));
-    let receiver_gateways: Vec<&String> = if args.gateways.len() > 1 && args.receivers_on == "others" {
-        args.gateways[1..].iter().collect()
-    } else {
-        args.gateways.iter().collect()
-    };
+    let receiver_gateways: Vec<&String> =
+        if args.gateways.len() > 1 && args.receivers_on == "others" {
+            args.gateways[1..].iter().collect()
+        } else {
+            args.gateways.iter().collect()
+        };
     let ack_latency = Arc::new(Mutex::new(histogram()));
     let mut sender_index = 0usize;
     let mut senders = Vec::new();
@@ -243,25 +299,50 @@ async fn stream(api: &Api, args: &LoadArgs, groups: usize, receivers: usize) -> 
             let gateway = receiver_gateways[receiver_index % receiver_gateways.len()];
             receiver_index += 1;
             let socket = connect(gateway, "/ws", &member.token).await?;
-            receiver_tasks.push(tokio::spawn(receive(socket, tally.clone(), latency.clone())));
+            receiver_tasks.push(tokio::spawn(receive(
+                socket,
+                tally.clone(),
+                latency.clone(),
+            )));
         }
         for sender in &members[..senders_per_group] {
             // Persist spreads senders over every gateway; the others send from the first.
-            let gateway = if receivers == 0 { &args.gateways[sender_index % args.gateways.len()] } else { &args.gateways[0] };
+            let gateway = if receivers == 0 {
+                &args.gateways[sender_index % args.gateways.len()]
+            } else {
+                &args.gateways[0]
+            };
             sender_index += 1;
             let socket = connect(gateway, "/ws", &sender.token).await?;
             let (tx, rx) = mpsc::unbounded_channel::<u64>();
             let deliveries = (receivers == 0).then(|| latency.clone());
-            tokio::spawn(send(socket, cid.clone(), rx, tally.clone(), ack_latency.clone(), deliveries));
+            tokio::spawn(send(
+                socket,
+                cid.clone(),
+                rx,
+                tally.clone(),
+                ack_latency.clone(),
+                deliveries,
+            ));
             senders.push(tx);
         }
     }
-    eprintln!("{} receivers connected; sending {} msg/s for {} s", receiver_index, args.rate, args.duration);
+    eprintln!(
+        "{} receivers connected; sending {} msg/s for {} s",
+        receiver_index, args.rate, args.duration
+    );
     let total = args.rate * args.duration;
     let interval_ns = 1_000_000_000 / args.rate.max(1);
     let start_ns = now_ns() + 100_000_000;
     let start = Instant::now() + Duration::from_millis(100);
-    let progress = tokio::spawn(progress(tally.clone(), if receivers == 0 { ack_latency.clone() } else { latency.clone() }));
+    let progress = tokio::spawn(progress(
+        tally.clone(),
+        if receivers == 0 {
+            ack_latency.clone()
+        } else {
+            latency.clone()
+        },
+    ));
     let stats_before = gateway_stats(&api.http, &args.gateways).await;
     let cpu_before = cpu::CpuSample::take();
     for k in 0..total {
@@ -272,7 +353,11 @@ async fn stream(api: &Api, args: &LoadArgs, groups: usize, receivers: usize) -> 
         tally.sent.fetch_add(1, Ordering::Relaxed);
     }
     // Let the last messages be acknowledged and arrive (in `persist`, at every sender).
-    let listeners = if receivers == 0 { senders_per_group } else { receivers };
+    let listeners = if receivers == 0 {
+        senders_per_group
+    } else {
+        receivers
+    };
     let expected = total * listeners as u64;
     let deadline = Instant::now() + Duration::from_secs(10);
     while (tally.received.load(Ordering::Relaxed) < expected
@@ -292,16 +377,45 @@ async fn stream(api: &Api, args: &LoadArgs, groups: usize, receivers: usize) -> 
     let acked = tally.acked.load(Ordering::Relaxed);
     let received = tally.received.load(Ordering::Relaxed);
     let h = latency.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    let acks = ack_latency.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let acks = ack_latency
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
     let mut lines = vec![
-        format!("scenario {}: {groups} conversation(s) × ({senders_per_group} sender(s) + {receivers} receiver(s)), {} gateways, {} msg/s for {} s", args.scenario, args.gateways.len(), args.rate, args.duration),
-        format!("sent {}, acknowledged {acked} ({:.0}/s over {elapsed:.1} s), refused {}", tally.sent.load(Ordering::Relaxed), acked as f64 / elapsed, tally.errors.load(Ordering::Relaxed)),
+        format!(
+            "scenario {}: {groups} conversation(s) × ({senders_per_group} sender(s) + {receivers} receiver(s)), {} gateways, {} msg/s for {} s",
+            args.scenario,
+            args.gateways.len(),
+            args.rate,
+            args.duration
+        ),
+        format!(
+            "sent {}, acknowledged {acked} ({:.0}/s over {elapsed:.1} s), refused {}",
+            tally.sent.load(Ordering::Relaxed),
+            acked as f64 / elapsed,
+            tally.errors.load(Ordering::Relaxed)
+        ),
     ];
     let listeners = listeners as u64;
-    lines.push(format!("deliveries: {received} of {} expected ({:.0}/s over {elapsed:.1} s)", acked * listeners, received as f64 / elapsed));
-    lines.push(format!("lost {}, duplicates {}, gaps {}", (acked * listeners).saturating_sub(received), tally.duplicates.load(Ordering::Relaxed), tally.gaps.load(Ordering::Relaxed)));
-    lines.push(format!("end-to-end latency (from intended send time): {}", describe(&h)));
-    lines.push(format!("ack latency (from intended send time): {}", describe(&acks)));
+    lines.push(format!(
+        "deliveries: {received} of {} expected ({:.0}/s over {elapsed:.1} s)",
+        acked * listeners,
+        received as f64 / elapsed
+    ));
+    lines.push(format!(
+        "lost {}, duplicates {}, gaps {}",
+        (acked * listeners).saturating_sub(received),
+        tally.duplicates.load(Ordering::Relaxed),
+        tally.gaps.load(Ordering::Relaxed)
+    ));
+    lines.push(format!(
+        "end-to-end latency (from intended send time): {}",
+        describe(&h)
+    ));
+    lines.push(format!(
+        "ack latency (from intended send time): {}",
+        describe(&acks)
+    ));
     lines.push(batch_line(&stats_before, &stats_after));
     lines.extend(cpu_before.report(&cpu_after, acked));
     Ok(Report { lines })
@@ -311,7 +425,11 @@ async fn stream(api: &Api, args: &LoadArgs, groups: usize, receivers: usize) -> 
 async fn gateway_stats(http: &reqwest::Client, gateways: &[String]) -> Vec<Value> {
     let mut out = Vec::new();
     for g in gateways {
-        let url = format!("{}/stats", g.replacen("ws://", "http://", 1).replacen("wss://", "https://", 1));
+        let url = format!(
+            "{}/stats",
+            g.replacen("ws://", "http://", 1)
+                .replacen("wss://", "https://", 1)
+        );
         let stats = match http.get(&url).send().await {
             Ok(resp) => resp.json().await.unwrap_or(Value::Null),
             Err(_) => Value::Null,
@@ -324,10 +442,23 @@ async fn gateway_stats(http: &reqwest::Client, gateways: &[String]) -> Vec<Value
 /// The commit batches the gateways made during the run.
 fn batch_line(before: &[Value], after: &[Value]) -> String {
     let delta = |field: &str| -> u64 {
-        before.iter().zip(after).map(|(b, a)| a[field].as_u64().unwrap_or(0).saturating_sub(b[field].as_u64().unwrap_or(0))).sum()
+        before
+            .iter()
+            .zip(after)
+            .map(|(b, a)| {
+                a[field]
+                    .as_u64()
+                    .unwrap_or(0)
+                    .saturating_sub(b[field].as_u64().unwrap_or(0))
+            })
+            .sum()
     };
     let (batches, messages) = (delta("write_batches"), delta("write_batch_messages"));
-    let largest = after.iter().filter_map(|a| a["write_batch_largest"].as_u64()).max().unwrap_or(0);
+    let largest = after
+        .iter()
+        .filter_map(|a| a["write_batch_largest"].as_u64())
+        .max()
+        .unwrap_or(0);
     if batches == 0 {
         return "commit batches: none reported by the gateways' /stats".into();
     }
@@ -364,13 +495,17 @@ async fn send(
                     let arrived = now_ns();
                     reader_tally.acked.fetch_add(1, Ordering::Relaxed);
                     let intended = serde_json::from_str::<AckFrame>(&t).ok().and_then(|ack| {
-                        ack.client_msg_id.and_then(|k| k.rsplit('-').next().and_then(|n| n.parse::<u64>().ok()))
+                        ack.client_msg_id
+                            .and_then(|k| k.rsplit('-').next().and_then(|n| n.parse::<u64>().ok()))
                     });
                     if let Some(intended) = intended {
                         let _ = local.record(arrived.saturating_sub(intended) / 1000);
                     }
                     if local.len() >= 10 {
-                        let _ = ack_latency.lock().unwrap_or_else(|e| e.into_inner()).add(&local);
+                        let _ = ack_latency
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .add(&local);
                         local.reset();
                     }
                 } else if t.contains("\"type\":\"error\"") {
@@ -378,7 +513,10 @@ async fn send(
                 }
             }
         }
-        let _ = ack_latency.lock().unwrap_or_else(|e| e.into_inner()).add(&local);
+        let _ = ack_latency
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .add(&local);
     });
     while let Some(intended) = orders.recv().await {
         let frame = json!({"type": "send", "conversation_id": cid, "text": intended.to_string(), "client_msg_id": format!("{key}-{intended}")});
@@ -440,7 +578,12 @@ struct Deliveries {
 
 impl Deliveries {
     fn new(tally: Arc<Tally>, latency: Arc<Mutex<Histogram<u64>>>) -> Self {
-        Self { tally, latency, last: Default::default(), local: histogram() }
+        Self {
+            tally,
+            latency,
+            last: Default::default(),
+            local: histogram(),
+        }
     }
 
     fn frame(&mut self, text: &str) {
@@ -449,9 +592,15 @@ impl Deliveries {
         }
         let arrived = now_ns();
         // Only the fields it needs, borrowed: the tool shares the box it measures.
-        let Ok(event) = serde_json::from_str::<CreatedFrame>(text) else { return };
+        let Ok(event) = serde_json::from_str::<CreatedFrame>(text) else {
+            return;
+        };
         let (seq, sent_text) = (event.data.message.seq, event.data.message.text);
-        let prev = self.last.get(event.conversation_id.as_ref()).copied().unwrap_or(0);
+        let prev = self
+            .last
+            .get(event.conversation_id.as_ref())
+            .copied()
+            .unwrap_or(0);
         if seq <= prev {
             self.tally.duplicates.fetch_add(1, Ordering::Relaxed);
             return;
@@ -470,7 +619,11 @@ impl Deliveries {
     }
 
     fn flush(&mut self) {
-        let _ = self.latency.lock().unwrap_or_else(|e| e.into_inner()).add(&self.local);
+        let _ = self
+            .latency
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .add(&self.local);
         self.local.reset();
     }
 }
@@ -530,13 +683,24 @@ async fn idle(api: &Api, args: &LoadArgs) -> anyhow::Result<Report> {
         .await;
     let took = started.elapsed().as_secs_f64();
     let ok = sockets.len();
-    eprintln!("holding {ok} sockets for {} s (measure the gateways now)", args.duration);
+    eprintln!(
+        "holding {ok} sockets for {} s (measure the gateways now)",
+        args.duration
+    );
     tokio::time::sleep(Duration::from_secs(args.duration)).await;
     drop(sockets);
     Ok(Report {
         lines: vec![
-            format!("scenario idle: {ok} of {} sockets opened over {} gateway(s) in {took:.2} s", args.connections, args.gateways.len()),
-            format!("authenticated handshakes: {:.0}/s (concurrency {})", ok as f64 / took, args.concurrency),
+            format!(
+                "scenario idle: {ok} of {} sockets opened over {} gateway(s) in {took:.2} s",
+                args.connections,
+                args.gateways.len()
+            ),
+            format!(
+                "authenticated handshakes: {:.0}/s (concurrency {})",
+                ok as f64 / took,
+                args.concurrency
+            ),
         ],
     })
 }
@@ -559,14 +723,21 @@ async fn catchup(api: &Api, args: &LoadArgs) -> anyhow::Result<Report> {
         while acked < args.backlog {
             match sender.next().await {
                 Some(Ok(Message::Text(t))) if t.contains("\"type\":\"ack\"") => acked += 1,
-                Some(Ok(Message::Text(t))) if t.contains("\"type\":\"error\"") => bail!("send refused: {t} (raise CHAT_GATEWAY_RATE_PER_SEC)"),
+                Some(Ok(Message::Text(t))) if t.contains("\"type\":\"error\"") => {
+                    bail!("send refused: {t} (raise CHAT_GATEWAY_RATE_PER_SEC)")
+                }
                 Some(Ok(_)) => {}
                 _ => bail!("sender socket closed"),
             }
         }
         let target = last_seq + args.backlog as i64;
         let started = Instant::now();
-        let mut socket = connect(receiver_gateway, &format!("/ws?since={cid}:{last_seq}"), &accounts[1].token).await?;
+        let mut socket = connect(
+            receiver_gateway,
+            &format!("/ws?since={cid}:{last_seq}"),
+            &accounts[1].token,
+        )
+        .await?;
         let mut expected = last_seq + 1;
         while expected <= target {
             match socket.next().await {
@@ -584,13 +755,23 @@ async fn catchup(api: &Api, args: &LoadArgs) -> anyhow::Result<Report> {
         }
         let _ = times.record(started.elapsed().as_micros() as u64);
         last_seq = target;
-        eprintln!("  round {round}: {} messages in {:.1} ms", args.backlog, started.elapsed().as_secs_f64() * 1000.0);
+        eprintln!(
+            "  round {round}: {} messages in {:.1} ms",
+            args.backlog,
+            started.elapsed().as_secs_f64() * 1000.0
+        );
         let _ = socket.close(None).await;
     }
     Ok(Report {
         lines: vec![
-            format!("scenario catchup: {} rounds of {} missed messages, receiver on {receiver_gateway}", args.rounds, args.backlog),
-            format!("time from connect to the last missed message: {}", describe(&times)),
+            format!(
+                "scenario catchup: {} rounds of {} missed messages, receiver on {receiver_gateway}",
+                args.rounds, args.backlog
+            ),
+            format!(
+                "time from connect to the last missed message: {}",
+                describe(&times)
+            ),
         ],
     })
 }

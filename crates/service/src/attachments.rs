@@ -2,12 +2,15 @@
 //! downloads for participants only.
 
 use bytes::Bytes;
-use chat_domain::{validate, Attachment, AttachmentId, AttachmentState, ConversationId, EventPayload, ValidationError};
+use chat_domain::{
+    Attachment, AttachmentId, AttachmentState, ConversationId, EventPayload, ValidationError,
+    validate,
+};
 use chat_jobs::ProcessAttachment;
 use chat_storage::StorageError;
 use chat_store::attachments::{NewAttachment, Processed};
-use futures::stream::BoxStream;
 use futures::Stream;
+use futures::stream::BoxStream;
 
 use crate::{Caller, ChatService, ServiceError};
 
@@ -16,7 +19,10 @@ pub enum Download {
     /// A short-lived signed URL (S3): redirect there.
     Url(String),
     /// The bytes, streamed through the API (local directory).
-    Stream { size: u64, body: BoxStream<'static, Result<Bytes, std::io::Error>> },
+    Stream {
+        size: u64,
+        body: BoxStream<'static, Result<Bytes, std::io::Error>>,
+    },
 }
 
 impl From<StorageError> for ServiceError {
@@ -24,7 +30,9 @@ impl From<StorageError> for ServiceError {
         match e {
             StorageError::TooLarge { limit } => ServiceError::TooLarge { limit },
             StorageError::NotFound => ServiceError::NotFound("file"),
-            StorageError::Upload(e) => ValidationError::new("file", format!("the upload was interrupted: {e}")).into(),
+            StorageError::Upload(e) => {
+                ValidationError::new("file", format!("the upload was interrupted: {e}")).into()
+            }
             other => {
                 tracing::warn!(error = %other, "object storage unavailable");
                 ServiceError::Unavailable
@@ -50,7 +58,11 @@ impl ChatService {
         let file_name = validate::file_name(file_name)?;
         self.membership(caller, conversation).await?;
         let key = chat_storage::new_key("attachments");
-        let size = self.files.storage.put_stream(&key, body, self.files.max_upload_bytes).await?;
+        let size = self
+            .files
+            .storage
+            .put_stream(&key, body, self.files.max_upload_bytes)
+            .await?;
         if size == 0 {
             self.files.storage.delete(&key).await?;
             return Err(ValidationError::new("file", "the file is empty").into());
@@ -71,7 +83,10 @@ impl ChatService {
                 return Err(e.into());
             }
         };
-        let job = ProcessAttachment { attachment_id: attachment.id.as_uuid(), traceparent: chat_telemetry::current_traceparent() };
+        let job = ProcessAttachment {
+            attachment_id: attachment.id.as_uuid(),
+            traceparent: chat_telemetry::current_traceparent(),
+        };
         if let Err(e) = self.files.jobs.process_attachment(job).await {
             // The row stays `pending`; the workers' sweep queues it again (`requeue_stale_jobs`).
             tracing::warn!(error = %e, attachment = %attachment.id, "processing not queued yet");
@@ -80,8 +95,16 @@ impl ChatService {
     }
 
     /// An attachment's metadata, for participants of its conversation.
-    pub async fn attachment(&self, caller: &Caller, id: AttachmentId) -> Result<Attachment, ServiceError> {
-        let attachment = self.store.attachment(id).await?.ok_or(ServiceError::NotFound("attachment"))?;
+    pub async fn attachment(
+        &self,
+        caller: &Caller,
+        id: AttachmentId,
+    ) -> Result<Attachment, ServiceError> {
+        let attachment = self
+            .store
+            .attachment(id)
+            .await?
+            .ok_or(ServiceError::NotFound("attachment"))?;
         self.membership(caller, attachment.conversation_id)
             .await
             .map_err(|_| ServiceError::NotFound("attachment"))?;
@@ -89,13 +112,24 @@ impl ChatService {
     }
 
     /// The bytes of a ready attachment (or of its thumbnail), for participants.
-    pub async fn download_attachment(&self, caller: &Caller, id: AttachmentId, thumbnail: bool) -> Result<(Attachment, Download), ServiceError> {
+    pub async fn download_attachment(
+        &self,
+        caller: &Caller,
+        id: AttachmentId,
+        thumbnail: bool,
+    ) -> Result<(Attachment, Download), ServiceError> {
         let attachment = self.attachment(caller, id).await?;
         if attachment.state != AttachmentState::Ready {
-            return Err(ServiceError::conflict("attachment_not_ready", "the file is not processed yet (or was rejected)"));
+            return Err(ServiceError::conflict(
+                "attachment_not_ready",
+                "the file is not processed yet (or was rejected)",
+            ));
         }
         let key = if thumbnail {
-            attachment.thumbnail_key.clone().ok_or(ServiceError::NotFound("thumbnail"))?
+            attachment
+                .thumbnail_key
+                .clone()
+                .ok_or(ServiceError::NotFound("thumbnail"))?
         } else {
             attachment.object_key.clone()
         };
@@ -108,8 +142,13 @@ impl ChatService {
 
     /// For the worker: the stored bytes of a pending attachment (`None` if it is not
     /// pending any more: processed before, so nothing to do).
-    pub async fn pending_attachment_bytes(&self, id: AttachmentId) -> Result<Option<(Attachment, Bytes)>, ServiceError> {
-        let Some(attachment) = self.store.attachment(id).await? else { return Ok(None) };
+    pub async fn pending_attachment_bytes(
+        &self,
+        id: AttachmentId,
+    ) -> Result<Option<(Attachment, Bytes)>, ServiceError> {
+        let Some(attachment) = self.store.attachment(id).await? else {
+            return Ok(None);
+        };
         if attachment.state != AttachmentState::Pending {
             return Ok(None);
         }
@@ -125,9 +164,19 @@ impl ChatService {
     }
 
     /// For the worker: marks an attachment ready and tells the conversation.
-    pub async fn attachment_processed(&self, id: AttachmentId, processed: Processed) -> Result<(), ServiceError> {
+    pub async fn attachment_processed(
+        &self,
+        id: AttachmentId,
+        processed: Processed,
+    ) -> Result<(), ServiceError> {
         let events = |a: &chat_domain::Attachment| {
-            vec![self.event(a.conversation_id, a.uploader_id, EventPayload::AttachmentReady { attachment: a.clone() })]
+            vec![self.event(
+                a.conversation_id,
+                a.uploader_id,
+                EventPayload::AttachmentReady {
+                    attachment: a.clone(),
+                },
+            )]
         };
         let (_, outboxed) = self.store.attachment_ready(id, &processed, events).await?;
         self.announce(outboxed);
@@ -136,7 +185,12 @@ impl ChatService {
 
     /// For the worker: refuses an attachment, deletes its bytes, and tells the uploader's
     /// conversation why.
-    pub async fn attachment_refused(&self, id: AttachmentId, content_type: Option<&str>, reason: &str) -> Result<(), ServiceError> {
+    pub async fn attachment_refused(
+        &self,
+        id: AttachmentId,
+        content_type: Option<&str>,
+        reason: &str,
+    ) -> Result<(), ServiceError> {
         let events = |a: &chat_domain::Attachment| {
             let payload = EventPayload::AttachmentRejected {
                 attachment_id: a.id,
@@ -145,7 +199,10 @@ impl ChatService {
             };
             vec![self.event(a.conversation_id, a.uploader_id, payload)]
         };
-        let (rejected, outboxed) = self.store.attachment_rejected(id, content_type, reason, events).await?;
+        let (rejected, outboxed) = self
+            .store
+            .attachment_rejected(id, content_type, reason, events)
+            .await?;
         if let Some(attachment) = rejected {
             self.files.storage.delete(&attachment.object_key).await?;
         }

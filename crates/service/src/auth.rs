@@ -1,8 +1,10 @@
 //! Accounts and sessions: register, login, refresh, logout, and checking access tokens.
 
+use chat_auth::{
+    dummy_hash, hash_password, new_refresh_token, refresh_token_hash, verify_password,
+};
+use chat_domain::{SessionId, User, UserId, validate};
 use chrono::Utc;
-use chat_auth::{dummy_hash, hash_password, new_refresh_token, refresh_token_hash, verify_password};
-use chat_domain::{validate, SessionId, User, UserId};
 
 use crate::{Caller, ChatService, ServiceError};
 
@@ -22,7 +24,10 @@ pub struct Tokens {
 impl Tokens {
     /// The caller these fresh tokens stand for (no need to check them again).
     pub fn caller(&self) -> Caller {
-        Caller { user_id: self.user_id, session_id: self.session_id }
+        Caller {
+            user_id: self.user_id,
+            session_id: self.session_id,
+        }
     }
 }
 
@@ -31,7 +36,12 @@ pub const MAX_USER_SEARCH: i64 = 50;
 
 impl ChatService {
     /// Creates an account. A taken username is a `username_taken` conflict.
-    pub async fn register(&self, username: &str, password: &str, display_name: Option<&str>) -> Result<User, ServiceError> {
+    pub async fn register(
+        &self,
+        username: &str,
+        password: &str,
+        display_name: Option<&str>,
+    ) -> Result<User, ServiceError> {
         let username = validate::username(username)?;
         let password = validate::password(password)?.to_owned();
         let display_name = match display_name {
@@ -42,11 +52,16 @@ impl ChatService {
             .await
             .map_err(|e| ServiceError::Internal(e.to_string()))?
             .map_err(|e| ServiceError::Internal(e.to_string()))?;
-        match self.store.insert_user(UserId::new(), &username, &display_name, &hash).await {
+        match self
+            .store
+            .insert_user(UserId::new(), &username, &display_name, &hash)
+            .await
+        {
             Ok(user) => Ok(user),
-            Err(e) if e.is_conflict_on("users_username_key") => {
-                Err(ServiceError::conflict("username_taken", "this username is already taken"))
-            }
+            Err(e) if e.is_conflict_on("users_username_key") => Err(ServiceError::conflict(
+                "username_taken",
+                "this username is already taken",
+            )),
             Err(e) => Err(e.into()),
         }
     }
@@ -75,11 +90,18 @@ impl ChatService {
         let session = SessionId::new();
         let (refresh_token, refresh_hash) = new_refresh_token();
         let expires_at = Utc::now() + self.keys.refresh_ttl;
-        self.store.insert_session(session, user_id, &refresh_hash, expires_at).await?;
+        self.store
+            .insert_session(session, user_id, &refresh_hash, expires_at)
+            .await?;
         self.tokens(user_id, session, refresh_token)
     }
 
-    fn tokens(&self, user_id: UserId, session: SessionId, refresh_token: String) -> Result<Tokens, ServiceError> {
+    fn tokens(
+        &self,
+        user_id: UserId,
+        session: SessionId,
+        refresh_token: String,
+    ) -> Result<Tokens, ServiceError> {
         let access_token = self
             .keys
             .issue_access(user_id, session)
@@ -114,28 +136,48 @@ impl ChatService {
 
     /// Resolves an access token to its caller; revoked sessions are refused.
     pub async fn authenticate(&self, access_token: &str) -> Result<Caller, ServiceError> {
-        let claims = self.keys.verify_access(access_token).map_err(|_| ServiceError::Unauthenticated)?;
+        let claims = self
+            .keys
+            .verify_access(access_token)
+            .map_err(|_| ServiceError::Unauthenticated)?;
         if !self.store.session_is_active(claims.sid, claims.sub).await? {
             return Err(ServiceError::Unauthenticated);
         }
-        Ok(Caller { user_id: claims.sub, session_id: claims.sid })
+        Ok(Caller {
+            user_id: claims.sub,
+            session_id: claims.sid,
+        })
     }
 
     pub async fn me(&self, caller: &Caller) -> Result<User, ServiceError> {
-        self.store.user(caller.user_id).await?.ok_or(ServiceError::Unauthenticated)
+        self.store
+            .user(caller.user_id)
+            .await?
+            .ok_or(ServiceError::Unauthenticated)
     }
 
     /// Finds people to talk to by username prefix or display-name substring.
-    pub async fn search_users(&self, _caller: &Caller, query: &str, limit: i64) -> Result<Vec<User>, ServiceError> {
+    pub async fn search_users(
+        &self,
+        _caller: &Caller,
+        query: &str,
+        limit: i64,
+    ) -> Result<Vec<User>, ServiceError> {
         let query = query.trim();
         if query.is_empty() {
             return Err(chat_domain::ValidationError::new("q", "must not be empty").into());
         }
         if query.chars().count() > 64 {
-            return Err(chat_domain::ValidationError::new("q", "must be at most 64 characters").into());
+            return Err(
+                chat_domain::ValidationError::new("q", "must be at most 64 characters").into(),
+            );
         }
         if !(1..=MAX_USER_SEARCH).contains(&limit) {
-            return Err(chat_domain::ValidationError::new("limit", format!("must be between 1 and {MAX_USER_SEARCH}")).into());
+            return Err(chat_domain::ValidationError::new(
+                "limit",
+                format!("must be between 1 and {MAX_USER_SEARCH}"),
+            )
+            .into());
         }
         Ok(self.store.search_users(query, limit).await?)
     }
@@ -144,12 +186,23 @@ impl ChatService {
 impl ChatService {
     /// Whether each user is online. Only the caller and people who share a conversation
     /// with them are visible; others are `not_found`.
-    pub async fn presence(&self, caller: &Caller, users: &[UserId]) -> Result<Vec<(UserId, bool)>, ServiceError> {
+    pub async fn presence(
+        &self,
+        caller: &Caller,
+        users: &[UserId],
+    ) -> Result<Vec<(UserId, bool)>, ServiceError> {
         if users.is_empty() || users.len() > 100 {
-            return Err(chat_domain::ValidationError::new("user_ids", "give between 1 and 100 users").into());
+            return Err(chat_domain::ValidationError::new(
+                "user_ids",
+                "give between 1 and 100 users",
+            )
+            .into());
         }
         let contacts = self.store.contacts_among(caller.user_id, users).await?;
-        if users.iter().any(|u| *u != caller.user_id && !contacts.contains(u)) {
+        if users
+            .iter()
+            .any(|u| *u != caller.user_id && !contacts.contains(u))
+        {
             return Err(ServiceError::NotFound("user"));
         }
         self.bus.presence_of(users).await.map_err(|e| {

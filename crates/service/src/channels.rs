@@ -4,8 +4,9 @@
 //! review flags (approve or hide); hidden messages are seen by moderators only.
 
 use chat_domain::{
-    validate, ConversationId, Decision, EventPayload, Flag, FlagState, Message, MessageId, ModerationDecision,
-    ModerationState, Participant, Pin, ReactionSummary, ValidationError,
+    ConversationId, Decision, EventPayload, Flag, FlagState, Message, MessageId,
+    ModerationDecision, ModerationState, Participant, Pin, ReactionSummary, ValidationError,
+    validate,
 };
 use chat_store::messages::HistoryPage;
 use chat_store::search::Hit;
@@ -17,13 +18,25 @@ pub const MAX_SEARCH_PAGE: i64 = 100;
 
 impl ChatService {
     /// A message the caller may act on: visible to them and not deleted.
-    async fn live_message(&self, me: &Participant, conversation: ConversationId, id: MessageId) -> Result<Message, ServiceError> {
-        let message = self.store.message(conversation, id).await?.ok_or(ServiceError::NotFound("message"))?;
+    async fn live_message(
+        &self,
+        me: &Participant,
+        conversation: ConversationId,
+        id: MessageId,
+    ) -> Result<Message, ServiceError> {
+        let message = self
+            .store
+            .message(conversation, id)
+            .await?
+            .ok_or(ServiceError::NotFound("message"))?;
         if message.moderation == ModerationState::Hidden && !me.role.can_moderate() {
             return Err(ServiceError::NotFound("message"));
         }
         if message.deleted_at.is_some() {
-            return Err(ServiceError::conflict("message_deleted", "the message was deleted"));
+            return Err(ServiceError::conflict(
+                "message_deleted",
+                "the message was deleted",
+            ));
         }
         Ok(message)
     }
@@ -45,25 +58,46 @@ impl ChatService {
         let events = || {
             let emoji = emoji.clone();
             let payload = if add {
-                EventPayload::ReactionAdded { message_id: id, seq, user_id, emoji }
+                EventPayload::ReactionAdded {
+                    message_id: id,
+                    seq,
+                    user_id,
+                    emoji,
+                }
             } else {
-                EventPayload::ReactionRemoved { message_id: id, seq, user_id, emoji }
+                EventPayload::ReactionRemoved {
+                    message_id: id,
+                    seq,
+                    user_id,
+                    emoji,
+                }
             };
             vec![self.event(conversation, Some(user_id), payload)]
         };
-        let (_, outboxed) = self.store.set_reaction(id, user_id, &emoji, add, events).await?;
+        let (_, outboxed) = self
+            .store
+            .set_reaction(id, user_id, &emoji, add, events)
+            .await?;
         self.announce(outboxed);
         Ok(())
     }
 
     /// Reaction counts of some messages as the caller sees them. A rendering helper: the
     /// callers pass only ids of messages the caller was just allowed to read.
-    pub async fn reactions(&self, caller: &Caller, messages: &[MessageId]) -> Result<Vec<ReactionSummary>, ServiceError> {
+    pub async fn reactions(
+        &self,
+        caller: &Caller,
+        messages: &[MessageId],
+    ) -> Result<Vec<ReactionSummary>, ServiceError> {
         Ok(self.store.reactions_of(messages, caller.user_id).await?)
     }
 
     /// The pinned messages, newest pin first (hidden ones only for moderators).
-    pub async fn pins(&self, caller: &Caller, conversation: ConversationId) -> Result<Vec<(Pin, Message)>, ServiceError> {
+    pub async fn pins(
+        &self,
+        caller: &Caller,
+        conversation: ConversationId,
+    ) -> Result<Vec<(Pin, Message)>, ServiceError> {
         let me = self.membership(caller, conversation).await?;
         let mut out = Vec::new();
         for pin in self.store.pins(conversation).await? {
@@ -77,25 +111,50 @@ impl ChatService {
     }
 
     /// Pins (`pin`) or unpins a message. Moderators, admins and owners.
-    pub async fn set_pinned(&self, caller: &Caller, conversation: ConversationId, id: MessageId, pin: bool) -> Result<(), ServiceError> {
+    pub async fn set_pinned(
+        &self,
+        caller: &Caller,
+        conversation: ConversationId,
+        id: MessageId,
+        pin: bool,
+    ) -> Result<(), ServiceError> {
         let me = self.membership(caller, conversation).await?;
         if !me.role.can_moderate() {
-            return Err(ServiceError::Forbidden("only moderators, admins and owners can pin messages"));
+            return Err(ServiceError::Forbidden(
+                "only moderators, admins and owners can pin messages",
+            ));
         }
-        let message = self.store.message(conversation, id).await?.ok_or(ServiceError::NotFound("message"))?;
+        let message = self
+            .store
+            .message(conversation, id)
+            .await?
+            .ok_or(ServiceError::NotFound("message"))?;
         let events = || {
             let payload = if pin {
-                EventPayload::MessagePinned { message_id: id, seq: message.seq, pinned_by: caller.user_id }
+                EventPayload::MessagePinned {
+                    message_id: id,
+                    seq: message.seq,
+                    pinned_by: caller.user_id,
+                }
             } else {
-                EventPayload::MessageUnpinned { message_id: id, seq: message.seq, unpinned_by: caller.user_id }
+                EventPayload::MessageUnpinned {
+                    message_id: id,
+                    seq: message.seq,
+                    unpinned_by: caller.user_id,
+                }
             };
             vec![self.event(conversation, Some(caller.user_id), payload)]
         };
         let (changed, outboxed) = if pin {
             if message.deleted_at.is_some() {
-                return Err(ServiceError::conflict("message_deleted", "a deleted message cannot be pinned"));
+                return Err(ServiceError::conflict(
+                    "message_deleted",
+                    "a deleted message cannot be pinned",
+                ));
             }
-            self.store.pin(conversation, id, caller.user_id, events).await?
+            self.store
+                .pin(conversation, id, caller.user_id, events)
+                .await?
         } else {
             self.store.unpin(conversation, id, events).await?
         };
@@ -116,10 +175,18 @@ impl ChatService {
         limit: i64,
     ) -> Result<(Message, HistoryPage), ServiceError> {
         if !(1..=crate::messages::MAX_PAGE).contains(&limit) {
-            return Err(ValidationError::new("limit", format!("must be between 1 and {}", crate::messages::MAX_PAGE)).into());
+            return Err(ValidationError::new(
+                "limit",
+                format!("must be between 1 and {}", crate::messages::MAX_PAGE),
+            )
+            .into());
         }
         let me = self.membership(caller, conversation).await?;
-        let root_message = self.store.message(conversation, root).await?.ok_or(ServiceError::NotFound("message"))?;
+        let root_message = self
+            .store
+            .message(conversation, root)
+            .await?
+            .ok_or(ServiceError::NotFound("message"))?;
         let moderator = me.role.can_moderate();
         if root_message.moderation == ModerationState::Hidden && !moderator {
             return Err(ServiceError::NotFound("message"));
@@ -127,7 +194,10 @@ impl ChatService {
         if after < 0 {
             return Err(ValidationError::new("after", "must not be negative").into());
         }
-        let mut replies = self.store.replies(conversation, root, after, limit, moderator).await?;
+        let mut replies = self
+            .store
+            .replies(conversation, root, after, limit, moderator)
+            .await?;
         self.store.load_mentions(&mut replies.messages).await?;
         let mut root = [root_message];
         self.store.load_mentions(&mut root).await?;
@@ -136,19 +206,39 @@ impl ChatService {
     }
 
     /// Reports a message to the moderators. Any participant, once per message.
-    pub async fn flag(&self, caller: &Caller, conversation: ConversationId, id: MessageId, reason: &str) -> Result<Flag, ServiceError> {
+    pub async fn flag(
+        &self,
+        caller: &Caller,
+        conversation: ConversationId,
+        id: MessageId,
+        reason: &str,
+    ) -> Result<Flag, ServiceError> {
         let reason = validate::flag_reason(reason)?;
         let me = self.membership(caller, conversation).await?;
         let message = self.live_message(&me, conversation, id).await?;
         // Who flagged is for moderators only: the event names no actor.
-        let events = vec![self.event(conversation, None, EventPayload::MessageFlagged { message_id: id, seq: message.seq })];
-        let flag = match self.store.flag_message(id, caller.user_id, &reason, events).await {
+        let events = vec![self.event(
+            conversation,
+            None,
+            EventPayload::MessageFlagged {
+                message_id: id,
+                seq: message.seq,
+            },
+        )];
+        let flag = match self
+            .store
+            .flag_message(id, caller.user_id, &reason, events)
+            .await
+        {
             Ok((f, outboxed)) => {
                 self.announce(outboxed);
                 f
             }
             Err(e) if e.is_conflict_on("flags_once_per_user") => {
-                return Err(ServiceError::conflict("already_flagged", "you already flagged this message"));
+                return Err(ServiceError::conflict(
+                    "already_flagged",
+                    "you already flagged this message",
+                ));
             }
             Err(e) => return Err(e.into()),
         };
@@ -156,7 +246,12 @@ impl ChatService {
     }
 
     /// Flags of a conversation for review. Moderators and above.
-    pub async fn flags(&self, caller: &Caller, conversation: ConversationId, state: Option<FlagState>) -> Result<Vec<Flag>, ServiceError> {
+    pub async fn flags(
+        &self,
+        caller: &Caller,
+        conversation: ConversationId,
+        state: Option<FlagState>,
+    ) -> Result<Vec<Flag>, ServiceError> {
         self.require_moderator(caller, conversation).await?;
         Ok(self.store.flags(conversation, state).await?)
     }
@@ -172,14 +267,29 @@ impl ChatService {
     ) -> Result<ModerationDecision, ServiceError> {
         let reason = reason.map(validate::flag_reason).transpose()?;
         self.require_moderator(caller, conversation).await?;
-        let message = self.store.message(conversation, id).await?.ok_or(ServiceError::NotFound("message"))?;
+        let message = self
+            .store
+            .message(conversation, id)
+            .await?
+            .ok_or(ServiceError::NotFound("message"))?;
         let (message_id, seq, moderator_id) = (id, message.seq, caller.user_id);
         let payload = match decision {
-            Decision::Approve => EventPayload::MessageApproved { message_id, seq, moderator_id },
-            Decision::Hide => EventPayload::MessageHidden { message_id, seq, moderator_id },
+            Decision::Approve => EventPayload::MessageApproved {
+                message_id,
+                seq,
+                moderator_id,
+            },
+            Decision::Hide => EventPayload::MessageHidden {
+                message_id,
+                seq,
+                moderator_id,
+            },
         };
         let events = vec![self.event(conversation, Some(caller.user_id), payload)];
-        let (recorded, outboxed) = self.store.decide(id, caller.user_id, decision, reason.as_deref(), events).await?;
+        let (recorded, outboxed) = self
+            .store
+            .decide(id, caller.user_id, decision, reason.as_deref(), events)
+            .await?;
         self.announce(outboxed);
         Ok(recorded)
     }
@@ -192,28 +302,53 @@ impl ChatService {
         id: MessageId,
     ) -> Result<(Vec<Flag>, Vec<ModerationDecision>), ServiceError> {
         self.require_moderator(caller, conversation).await?;
-        self.store.message(conversation, id).await?.ok_or(ServiceError::NotFound("message"))?;
-        Ok((self.store.flags_of_message(id).await?, self.store.decisions(id).await?))
+        self.store
+            .message(conversation, id)
+            .await?
+            .ok_or(ServiceError::NotFound("message"))?;
+        Ok((
+            self.store.flags_of_message(id).await?,
+            self.store.decisions(id).await?,
+        ))
     }
 
-    async fn require_moderator(&self, caller: &Caller, conversation: ConversationId) -> Result<Participant, ServiceError> {
+    async fn require_moderator(
+        &self,
+        caller: &Caller,
+        conversation: ConversationId,
+    ) -> Result<Participant, ServiceError> {
         let me = self.membership(caller, conversation).await?;
         if !me.role.can_moderate() {
-            return Err(ServiceError::Forbidden("only moderators, admins and owners review flags"));
+            return Err(ServiceError::Forbidden(
+                "only moderators, admins and owners review flags",
+            ));
         }
         Ok(me)
     }
 
     /// Searches the caller's conversations.
-    pub async fn search(&self, caller: &Caller, query: &str, limit: i64, offset: i64) -> Result<Vec<Hit>, ServiceError> {
+    pub async fn search(
+        &self,
+        caller: &Caller,
+        query: &str,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<Hit>, ServiceError> {
         let query = validate::search_query(query)?;
         if !(1..=MAX_SEARCH_PAGE).contains(&limit) {
-            return Err(ValidationError::new("limit", format!("must be between 1 and {MAX_SEARCH_PAGE}")).into());
+            return Err(ValidationError::new(
+                "limit",
+                format!("must be between 1 and {MAX_SEARCH_PAGE}"),
+            )
+            .into());
         }
         if offset < 0 {
             return Err(ValidationError::new("offset", "must not be negative").into());
         }
-        let mut hits = self.store.search(caller.user_id, &query, limit, offset).await?;
+        let mut hits = self
+            .store
+            .search(caller.user_id, &query, limit, offset)
+            .await?;
         let mut messages: Vec<Message> = hits.iter().map(|h| h.message.clone()).collect();
         self.store.load_mentions(&mut messages).await?;
         for (hit, message) in hits.iter_mut().zip(messages) {

@@ -4,8 +4,8 @@ use std::collections::BTreeSet;
 
 use chat_domain::validate::{self, MAX_INITIAL_PARTICIPANTS};
 use chat_domain::{
-    ContextType, Conversation, ConversationId, ConversationKind, ConversationSummary, EventPayload, Role, UserId,
-    ValidationError,
+    ContextType, Conversation, ConversationId, ConversationKind, ConversationSummary, EventPayload,
+    Role, UserId, ValidationError,
 };
 use chat_store::conversations::NewConversation;
 
@@ -33,8 +33,12 @@ impl ChatService {
         caller: &Caller,
         request: CreateConversation,
     ) -> Result<(ConversationSummary, bool), ServiceError> {
-        let others: BTreeSet<UserId> =
-            request.participants.iter().copied().filter(|u| *u != caller.user_id).collect();
+        let others: BTreeSet<UserId> = request
+            .participants
+            .iter()
+            .copied()
+            .filter(|u| *u != caller.user_id)
+            .collect();
         if others.len() > MAX_INITIAL_PARTICIPANTS {
             return Err(ValidationError::new(
                 "participants",
@@ -59,11 +63,17 @@ impl ChatService {
             };
             (ConversationKind::Direct, name)
         };
-        let context_id = request.context_id.as_deref().map(validate::context_id).transpose()?;
+        let context_id = request
+            .context_id
+            .as_deref()
+            .map(validate::context_id)
+            .transpose()?;
         let others: Vec<UserId> = others.into_iter().collect();
         let existing = self.store.existing_users(&others).await?;
         if let Some(missing) = others.iter().find(|u| !existing.contains(u)) {
-            return Err(ValidationError::new("participants", format!("unknown user {missing}")).into());
+            return Err(
+                ValidationError::new("participants", format!("unknown user {missing}")).into(),
+            );
         }
         let creator_role = match kind {
             ConversationKind::Group => Role::Owner,
@@ -83,10 +93,14 @@ impl ChatService {
         };
         let ids: Vec<_> = new.participants.iter().map(|(u, _)| *u).collect();
         let events = |c: &chat_domain::Conversation| {
-            let payload = EventPayload::ConversationCreated { conversation: c.clone(), participants: ids.clone() };
+            let payload = EventPayload::ConversationCreated {
+                conversation: c.clone(),
+                participants: ids.clone(),
+            };
             vec![self.event(c.id, Some(caller.user_id), payload)]
         };
-        let (conversation, created, outboxed) = self.store.create_conversation(&new, events).await?;
+        let (conversation, created, outboxed) =
+            self.store.create_conversation(&new, events).await?;
         self.announce(outboxed);
         let summary = self.conversation(caller, conversation.id).await?;
         Ok((summary, created))
@@ -99,18 +113,34 @@ impl ChatService {
         mut filter: ConversationFilter,
     ) -> Result<Vec<ConversationSummary>, ServiceError> {
         if !(1..=MAX_CONVERSATION_PAGE).contains(&filter.limit) {
-            return Err(ValidationError::new("limit", format!("must be between 1 and {MAX_CONVERSATION_PAGE}")).into());
+            return Err(ValidationError::new(
+                "limit",
+                format!("must be between 1 and {MAX_CONVERSATION_PAGE}"),
+            )
+            .into());
         }
         if filter.offset < 0 {
             return Err(ValidationError::new("offset", "must not be negative").into());
         }
-        filter.context_id = filter.context_id.as_deref().map(validate::context_id).transpose()?;
+        filter.context_id = filter
+            .context_id
+            .as_deref()
+            .map(validate::context_id)
+            .transpose()?;
         Ok(self.store.conversations_of(caller.user_id, &filter).await?)
     }
 
     /// One of the caller's conversations, with the same fields as a list entry.
-    pub async fn conversation(&self, caller: &Caller, id: ConversationId) -> Result<ConversationSummary, ServiceError> {
-        let filter = ConversationFilter { only: Some(id), limit: 1, ..Default::default() };
+    pub async fn conversation(
+        &self,
+        caller: &Caller,
+        id: ConversationId,
+    ) -> Result<ConversationSummary, ServiceError> {
+        let filter = ConversationFilter {
+            only: Some(id),
+            limit: 1,
+            ..Default::default()
+        };
         self.store
             .conversations_of(caller.user_id, &filter)
             .await?
@@ -126,17 +156,39 @@ impl ChatService {
         mut changes: ConversationChanges,
     ) -> Result<Conversation, ServiceError> {
         let me = self.membership(caller, id).await?;
-        let conversation = self.store.conversation(id).await?.ok_or(ServiceError::NotFound("conversation"))?;
+        let conversation = self
+            .store
+            .conversation(id)
+            .await?
+            .ok_or(ServiceError::NotFound("conversation"))?;
         if !conversation.is_group() {
-            return Err(ServiceError::Forbidden("direct conversations cannot be changed"));
+            return Err(ServiceError::Forbidden(
+                "direct conversations cannot be changed",
+            ));
         }
         if !me.role.can_manage() {
-            return Err(ServiceError::Forbidden("only admins and owners can change a conversation"));
+            return Err(ServiceError::Forbidden(
+                "only admins and owners can change a conversation",
+            ));
         }
-        changes.name = changes.name.as_deref().map(|n| validate::conversation_name("name", n)).transpose()?;
-        changes.context_id = changes.context_id.as_deref().map(validate::context_id).transpose()?;
+        changes.name = changes
+            .name
+            .as_deref()
+            .map(|n| validate::conversation_name("name", n))
+            .transpose()?;
+        changes.context_id = changes
+            .context_id
+            .as_deref()
+            .map(validate::context_id)
+            .transpose()?;
         let events = |c: &chat_domain::Conversation| {
-            vec![self.event(id, Some(caller.user_id), EventPayload::ConversationUpdated { conversation: c.clone() })]
+            vec![self.event(
+                id,
+                Some(caller.user_id),
+                EventPayload::ConversationUpdated {
+                    conversation: c.clone(),
+                },
+            )]
         };
         let (updated, outboxed) = self.store.update_conversation(id, &changes, events).await?;
         self.announce(outboxed);
@@ -144,12 +196,22 @@ impl ChatService {
     }
 
     /// Deletes a group with all its messages. Owners only.
-    pub async fn delete_conversation(&self, caller: &Caller, id: ConversationId) -> Result<(), ServiceError> {
+    pub async fn delete_conversation(
+        &self,
+        caller: &Caller,
+        id: ConversationId,
+    ) -> Result<(), ServiceError> {
         let me = self.membership(caller, id).await?;
         if me.role != Role::Owner {
-            return Err(ServiceError::Forbidden("only owners can delete a conversation"));
+            return Err(ServiceError::Forbidden(
+                "only owners can delete a conversation",
+            ));
         }
-        let events = vec![self.event(id, Some(caller.user_id), EventPayload::ConversationDeleted {})];
+        let events = vec![self.event(
+            id,
+            Some(caller.user_id),
+            EventPayload::ConversationDeleted {},
+        )];
         let outboxed = self.store.delete_conversation(id, events).await?;
         self.announce(outboxed);
         Ok(())

@@ -36,7 +36,10 @@ pub enum ServiceError {
 
 impl ServiceError {
     pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
-        ServiceError::Conflict { code, message: message.into() }
+        ServiceError::Conflict {
+            code,
+            message: message.into(),
+        }
     }
 
     /// The stable, snake_case error code clients can match on.

@@ -1,9 +1,11 @@
 //! History exports: requested by a participant, written by a worker, downloaded by
 //! participants.
 
-use chrono::{DateTime, Utc};
-use chat_domain::{ConversationId, EventPayload, Export, ExportFormat, ExportRow, ExportState, ValidationError};
+use chat_domain::{
+    ConversationId, EventPayload, Export, ExportFormat, ExportRow, ExportState, ValidationError,
+};
 use chat_jobs::ExportConversation;
+use chrono::{DateTime, Utc};
 
 use crate::attachments::Download;
 use crate::{Caller, ChatService, ServiceError};
@@ -25,12 +27,20 @@ impl ChatService {
             return Err(ValidationError::new("since", "must not be after until").into());
         }
         self.membership(caller, conversation).await?;
-        let export = self.store.insert_export(conversation, caller.user_id, format, since, until).await?;
-        let job = ExportConversation { export_id: export.id, traceparent: chat_telemetry::current_traceparent() };
+        let export = self
+            .store
+            .insert_export(conversation, caller.user_id, format, since, until)
+            .await?;
+        let job = ExportConversation {
+            export_id: export.id,
+            traceparent: chat_telemetry::current_traceparent(),
+        };
         if let Err(e) = self.files.jobs.export_conversation(job).await {
             // The requester gets the error here: no event.
             let reason = "the job queue is unavailable; request the export again";
-            self.store.fail_export(export.id, reason, |_| Vec::new()).await?;
+            self.store
+                .fail_export(export.id, reason, |_| Vec::new())
+                .await?;
             tracing::warn!(error = %e, export = %export.id, "export not queued");
             return Err(ServiceError::Unavailable);
         }
@@ -38,7 +48,12 @@ impl ChatService {
     }
 
     /// An export's state and progress (participants of its conversation).
-    pub async fn export(&self, caller: &Caller, conversation: ConversationId, id: uuid::Uuid) -> Result<Export, ServiceError> {
+    pub async fn export(
+        &self,
+        caller: &Caller,
+        conversation: ConversationId,
+        id: uuid::Uuid,
+    ) -> Result<Export, ServiceError> {
         self.membership(caller, conversation).await?;
         self.store
             .export(id)
@@ -57,7 +72,12 @@ impl ChatService {
         let export = self.export(caller, conversation, id).await?;
         let key = match (&export.state, &export.object_key) {
             (ExportState::Done, Some(key)) => key.clone(),
-            _ => return Err(ServiceError::conflict("export_not_ready", "the export has not finished")),
+            _ => {
+                return Err(ServiceError::conflict(
+                    "export_not_ready",
+                    "the export has not finished",
+                ));
+            }
         };
         if let Some(url) = self.files.storage.download_url(&key).await? {
             return Ok((export, Download::Url(url)));
@@ -72,7 +92,12 @@ impl ChatService {
     }
 
     /// For the worker: the next page of rows after `after_seq`.
-    pub async fn export_rows(&self, export: &Export, after_seq: i64, limit: i64) -> Result<Vec<ExportRow>, ServiceError> {
+    pub async fn export_rows(
+        &self,
+        export: &Export,
+        after_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<ExportRow>, ServiceError> {
         Ok(self.store.export_rows(export, after_seq, limit).await?)
     }
 
@@ -82,27 +107,43 @@ impl ChatService {
     }
 
     /// For the worker: a writer for an export's file.
-    pub async fn export_writer(&self, key: &str) -> Result<chat_storage::ObjectWriter, ServiceError> {
+    pub async fn export_writer(
+        &self,
+        key: &str,
+    ) -> Result<chat_storage::ObjectWriter, ServiceError> {
         Ok(self.files.storage.writer(key).await?)
     }
 
     /// For the worker: marks an export done and tells its conversation (the requester
     /// is named in the event).
-    pub async fn export_finished(&self, id: uuid::Uuid, key: &str, rows: i64) -> Result<(), ServiceError> {
-        let (_, outboxed) = self.store.finish_export(id, key, rows, |e| self.export_finished_event(e)).await?;
+    pub async fn export_finished(
+        &self,
+        id: uuid::Uuid,
+        key: &str,
+        rows: i64,
+    ) -> Result<(), ServiceError> {
+        let (_, outboxed) = self
+            .store
+            .finish_export(id, key, rows, |e| self.export_finished_event(e))
+            .await?;
         self.announce(outboxed);
         Ok(())
     }
 
     /// For the worker: marks an export failed for good and says so.
     pub async fn export_failed(&self, id: uuid::Uuid, error: &str) -> Result<(), ServiceError> {
-        let (_, outboxed) = self.store.fail_export(id, error, |e| self.export_finished_event(e)).await?;
+        let (_, outboxed) = self
+            .store
+            .fail_export(id, error, |e| self.export_finished_event(e))
+            .await?;
         self.announce(outboxed);
         Ok(())
     }
 
     fn export_finished_event(&self, export: &chat_domain::Export) -> Vec<chat_store::OutboxEvent> {
-        let payload = EventPayload::ExportFinished { export: export.clone() };
+        let payload = EventPayload::ExportFinished {
+            export: export.clone(),
+        };
         vec![self.event(export.conversation_id, export.requested_by, payload)]
     }
 }
@@ -114,13 +155,25 @@ impl ChatService {
     pub async fn requeue_stale_jobs(&self, minutes: i32) -> Result<usize, ServiceError> {
         let mut queued = 0;
         for id in self.store.stale_pending_attachments(minutes).await? {
-            let job = chat_jobs::ProcessAttachment { attachment_id: id.as_uuid(), traceparent: None };
+            let job = chat_jobs::ProcessAttachment {
+                attachment_id: id.as_uuid(),
+                traceparent: None,
+            };
             if self.files.jobs.process_attachment(job).await.is_ok() {
                 queued += 1;
             }
         }
         for id in self.store.stale_exports(minutes).await? {
-            if self.files.jobs.export_conversation(ExportConversation { export_id: id, traceparent: None }).await.is_ok() {
+            if self
+                .files
+                .jobs
+                .export_conversation(ExportConversation {
+                    export_id: id,
+                    traceparent: None,
+                })
+                .await
+                .is_ok()
+            {
                 queued += 1;
             }
         }

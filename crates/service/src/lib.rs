@@ -19,8 +19,8 @@ pub mod attachments;
 pub mod auth;
 pub mod channels;
 pub mod conversations;
-pub mod exports;
 mod error;
+pub mod exports;
 pub mod messages;
 pub mod notifications;
 pub mod participants;
@@ -28,8 +28,8 @@ mod publisher;
 pub mod settings;
 mod writer;
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use chat_auth::TokenKeys;
 use chat_bus::{Bus, Envelope};
@@ -88,19 +88,38 @@ pub struct Stats {
 impl ChatService {
     /// Builds the service and starts its background tasks (the message writer, the
     /// event publisher and the outbox relay) on the current tokio runtime.
-    pub fn new(store: Store, bus: Bus, keys: TokenKeys, files: Files, writing: WriterSettings) -> Self {
+    pub fn new(
+        store: Store,
+        bus: Bus,
+        keys: TokenKeys,
+        files: Files,
+        writing: WriterSettings,
+    ) -> Self {
         let stats: Arc<Stats> = Arc::default();
         let publisher = publisher::Publisher::start(store.clone(), bus.clone(), stats.clone());
-        let writer = writer::Writer::start(store.clone(), publisher.clone(), stats.clone(), writing);
+        let writer =
+            writer::Writer::start(store.clone(), publisher.clone(), stats.clone(), writing);
         // The notifier's group must exist before the first message is published, or the
         // workers (which create it too) would start after it.
         let group_bus = bus.clone();
         tokio::spawn(async move {
-            while group_bus.ensure_group(notifications::NOTIFY_GROUP).await.is_err() {
+            while group_bus
+                .ensure_group(notifications::NOTIFY_GROUP)
+                .await
+                .is_err()
+            {
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             }
         });
-        Self { store, bus, keys, files, stats, writer, publisher }
+        Self {
+            store,
+            bus,
+            keys,
+            files,
+            stats,
+            writer,
+            publisher,
+        }
     }
 
     pub fn store(&self) -> &Store {
@@ -116,8 +135,18 @@ impl ChatService {
     }
 
     /// The outbox entry of an event, with the current trace context.
-    fn event(&self, conversation: ConversationId, actor: Option<UserId>, payload: EventPayload) -> OutboxEvent {
-        envelope_of(conversation, actor, payload, chat_telemetry::current_traceparent())
+    fn event(
+        &self,
+        conversation: ConversationId,
+        actor: Option<UserId>,
+        payload: EventPayload,
+    ) -> OutboxEvent {
+        envelope_of(
+            conversation,
+            actor,
+            payload,
+            chat_telemetry::current_traceparent(),
+        )
     }
 
     /// Publishes the events of a committed transaction (from its outbox row) soon; never
@@ -128,8 +157,18 @@ impl ChatService {
 
     /// Publishes an event that is not stored (typing, presence) directly. Failures are
     /// logged and counted: such events are not worth a retry.
-    async fn publish_now(&self, conversation: ConversationId, actor: Option<UserId>, payload: EventPayload) {
-        let envelope = envelope(conversation, actor, payload, chat_telemetry::current_traceparent());
+    async fn publish_now(
+        &self,
+        conversation: ConversationId,
+        actor: Option<UserId>,
+        payload: EventPayload,
+    ) {
+        let envelope = envelope(
+            conversation,
+            actor,
+            payload,
+            chat_telemetry::current_traceparent(),
+        );
         match self.bus.publish(&envelope).await {
             Ok(_) => {
                 self.stats.events_published.fetch_add(1, Ordering::Relaxed);
@@ -143,7 +182,11 @@ impl ChatService {
 
     /// The caller's membership of a conversation. A non-participant is told the
     /// conversation does not exist: its existence is not revealed.
-    async fn membership(&self, caller: &Caller, conversation: ConversationId) -> Result<Participant, ServiceError> {
+    async fn membership(
+        &self,
+        caller: &Caller,
+        conversation: ConversationId,
+    ) -> Result<Participant, ServiceError> {
         self.store
             .participant(conversation, caller.user_id)
             .await?
@@ -175,5 +218,8 @@ pub(crate) fn envelope_of(
     let envelope = envelope(conversation, actor, payload, traceparent);
     // An envelope is plain data (string keys, no floats): serialising it cannot fail.
     let body = serde_json::to_string(&envelope).expect("envelopes serialise");
-    OutboxEvent { conversation_id: conversation, body }
+    OutboxEvent {
+        conversation_id: conversation,
+        body,
+    }
 }

@@ -1,8 +1,8 @@
 //! Messages: send (idempotent), history, edit, delete, statuses, watermarks.
 
 use chat_domain::{
-    validate, ConversationId, DeliveryStatus, EventPayload, Message, MessageId, MessageKind, Participant,
-    ValidationError,
+    ConversationId, DeliveryStatus, EventPayload, Message, MessageId, MessageKind, Participant,
+    ValidationError, validate,
 };
 use chat_store::messages::{Inserted, NewMessage};
 use chat_store::participants::WatermarkMove;
@@ -43,9 +43,15 @@ impl PendingSend {
     /// Waits until the message is committed (or refused); then its event is on its way.
     pub async fn committed(self) -> Result<Sent, ServiceError> {
         match self.queued.outcome().await? {
-            Inserted::New(message) => Ok(Sent { message, created: true }),
+            Inserted::New(message) => Ok(Sent {
+                message,
+                created: true,
+            }),
             Inserted::Existing(message) if message.conversation_id == self.conversation => {
-                Ok(Sent { message, created: false })
+                Ok(Sent {
+                    message,
+                    created: false,
+                })
             }
             Inserted::Existing(_) => Err(ServiceError::conflict(
                 "client_msg_id_reused",
@@ -71,7 +77,10 @@ impl ChatService {
         conversation: ConversationId,
         request: SendMessage,
     ) -> Result<Sent, ServiceError> {
-        self.submit_message(caller, conversation, request).await?.committed().await
+        self.submit_message(caller, conversation, request)
+            .await?
+            .committed()
+            .await
     }
 
     /// Validates a message and queues it for the next commit batch, without waiting for
@@ -89,11 +98,17 @@ impl ChatService {
         } else {
             String::new()
         };
-        let client_msg_id = request.client_msg_id.as_deref().map(validate::client_msg_id).transpose()?;
+        let client_msg_id = request
+            .client_msg_id
+            .as_deref()
+            .map(validate::client_msg_id)
+            .transpose()?;
         if request.attachments.len() > 10 {
             return Err(ValidationError::new("attachments", "at most 10 files per message").into());
         }
-        let kind = self.kind_for(caller, conversation, &request.attachments).await?;
+        let kind = self
+            .kind_for(caller, conversation, &request.attachments)
+            .await?;
         let new = NewMessage {
             id: MessageId::new(),
             conversation_id: conversation,
@@ -108,7 +123,10 @@ impl ChatService {
         // Committed with whatever other sends wait at the moment; its event goes to the
         // outbox in the same transaction and is published by the writer.
         let queued = self.writer.enqueue(new).await?;
-        Ok(PendingSend { conversation, queued })
+        Ok(PendingSend {
+            conversation,
+            queued,
+        })
     }
 
     /// The kind of a message with these attachments: `text` without, `image` when all are
@@ -123,7 +141,12 @@ impl ChatService {
         if attachments.is_empty() {
             return Ok(MessageKind::Text);
         }
-        let unavailable = || ValidationError::new("attachments", "unknown, unprocessed or already sent attachment");
+        let unavailable = || {
+            ValidationError::new(
+                "attachments",
+                "unknown, unprocessed or already sent attachment",
+            )
+        };
         let mut all_images = true;
         for id in attachments {
             let a = self.store.attachment(*id).await?.ok_or_else(unavailable)?;
@@ -134,9 +157,16 @@ impl ChatService {
             if !usable {
                 return Err(unavailable().into());
             }
-            all_images &= a.content_type.as_deref().is_some_and(|t| t.starts_with("image/"));
+            all_images &= a
+                .content_type
+                .as_deref()
+                .is_some_and(|t| t.starts_with("image/"));
         }
-        Ok(if all_images { MessageKind::Image } else { MessageKind::File })
+        Ok(if all_images {
+            MessageKind::Image
+        } else {
+            MessageKind::File
+        })
     }
 
     /// A page of history, with the conversation's participants (from which each
@@ -148,7 +178,9 @@ impl ChatService {
         mut query: HistoryQuery,
     ) -> Result<(HistoryPage, Vec<Participant>), ServiceError> {
         if !(1..=MAX_PAGE).contains(&query.limit) {
-            return Err(ValidationError::new("limit", format!("must be between 1 and {MAX_PAGE}")).into());
+            return Err(
+                ValidationError::new("limit", format!("must be between 1 and {MAX_PAGE}")).into(),
+            );
         }
         for (field, value) in [("before", query.before), ("after", query.after)] {
             if value.is_some_and(|v| v < 0) {
@@ -156,9 +188,10 @@ impl ChatService {
             }
         }
         if let (Some(since), Some(until)) = (query.since, query.until)
-            && since > until {
-                return Err(ValidationError::new("since", "must not be after until").into());
-            }
+            && since > until
+        {
+            return Err(ValidationError::new("since", "must not be after until").into());
+        }
         // One query gives both the caller's membership and everyone's watermarks.
         let participants = self.store.participants(conversation).await?;
         let me = participants
@@ -187,7 +220,11 @@ impl ChatService {
         conversation: ConversationId,
         id: MessageId,
     ) -> Result<Message, ServiceError> {
-        let message = self.store.message(conversation, id).await?.ok_or(ServiceError::NotFound("message"))?;
+        let message = self
+            .store
+            .message(conversation, id)
+            .await?
+            .ok_or(ServiceError::NotFound("message"))?;
         if message.moderation == chat_domain::ModerationState::Hidden && !me.role.can_moderate() {
             return Err(ServiceError::NotFound("message"));
         }
@@ -206,15 +243,29 @@ impl ChatService {
         let me = self.membership(caller, conversation).await?;
         let message = self.visible_message(&me, conversation, id).await?;
         if message.sender_id != Some(caller.user_id) {
-            return Err(ServiceError::Forbidden("only the sender can edit a message"));
+            return Err(ServiceError::Forbidden(
+                "only the sender can edit a message",
+            ));
         }
         if message.deleted_at.is_some() {
-            return Err(ServiceError::conflict("message_deleted", "a deleted message cannot be edited"));
+            return Err(ServiceError::conflict(
+                "message_deleted",
+                "a deleted message cannot be edited",
+            ));
         }
         let actor = Some(caller.user_id);
-        let events = |m: &Message| vec![self.event(conversation, actor, EventPayload::MessageEdited { message: m.clone() })];
-        let (edited, outboxed) =
-            self.store.edit_message(conversation, id, &text, events).await.map_err(|e| match e {
+        let events = |m: &Message| {
+            vec![self.event(
+                conversation,
+                actor,
+                EventPayload::MessageEdited { message: m.clone() },
+            )]
+        };
+        let (edited, outboxed) = self
+            .store
+            .edit_message(conversation, id, &text, events)
+            .await
+            .map_err(|e| match e {
                 chat_store::StoreError::NotFound => {
                     ServiceError::conflict("message_deleted", "a deleted message cannot be edited")
                 }
@@ -234,21 +285,33 @@ impl ChatService {
         let me = self.membership(caller, conversation).await?;
         let message = self.visible_message(&me, conversation, id).await?;
         if message.sender_id != Some(caller.user_id) && !me.role.can_moderate() {
-            return Err(ServiceError::Forbidden("only the sender or a moderator can delete a message"));
+            return Err(ServiceError::Forbidden(
+                "only the sender or a moderator can delete a message",
+            ));
         }
         if message.deleted_at.is_some() {
             return Ok(message);
         }
         let actor = Some(caller.user_id);
-        let events =
-            |m: &Message| vec![self.event(conversation, actor, EventPayload::MessageDeleted { message_id: id, seq: m.seq })];
+        let events = |m: &Message| {
+            vec![self.event(
+                conversation,
+                actor,
+                EventPayload::MessageDeleted {
+                    message_id: id,
+                    seq: m.seq,
+                },
+            )]
+        };
         let deleted = match self.store.delete_message(conversation, id, events).await {
             Ok((m, outboxed)) => {
                 self.announce(outboxed);
                 m
             }
             // Deleted concurrently: deleting is idempotent.
-            Err(chat_store::StoreError::NotFound) => return self.visible_message(&me, conversation, id).await,
+            Err(chat_store::StoreError::NotFound) => {
+                return self.visible_message(&me, conversation, id).await;
+            }
             Err(e) => return Err(e.into()),
         };
         Ok(deleted)
@@ -270,7 +333,10 @@ impl ChatService {
 
     /// Each recipient's status of a message the caller has just been allowed to act on
     /// (sent, edited, deleted): for rendering the result of that operation.
-    pub async fn recipient_statuses(&self, message: &Message) -> Result<Vec<RecipientStatus>, ServiceError> {
+    pub async fn recipient_statuses(
+        &self,
+        message: &Message,
+    ) -> Result<Vec<RecipientStatus>, ServiceError> {
         let participants = self.store.participants(message.conversation_id).await?;
         Ok(statuses_of(message, &participants))
     }
@@ -289,8 +355,14 @@ impl ChatService {
         let user_id = caller.user_id;
         let events = |moved: &WatermarkMove| {
             let payload = match which {
-                Watermark::Read => EventPayload::ReadUpTo { user_id, seq: moved.read },
-                Watermark::Delivered => EventPayload::DeliveredUpTo { user_id, seq: moved.delivered },
+                Watermark::Read => EventPayload::ReadUpTo {
+                    user_id,
+                    seq: moved.read,
+                },
+                Watermark::Delivered => EventPayload::DeliveredUpTo {
+                    user_id,
+                    seq: moved.delivered,
+                },
             };
             vec![self.event(conversation, Some(user_id), payload)]
         };
@@ -313,7 +385,11 @@ pub fn statuses_of(message: &Message, participants: &[Participant]) -> Vec<Recip
         .iter()
         .filter(|p| Some(p.user_id) != message.sender_id)
         .map(|p| RecipientStatus {
-            status: DeliveryStatus::from_watermarks(message.seq, p.last_delivered_seq, p.last_read_seq),
+            status: DeliveryStatus::from_watermarks(
+                message.seq,
+                p.last_delivered_seq,
+                p.last_read_seq,
+            ),
             user_id: p.user_id,
         })
         .collect()
@@ -322,18 +398,30 @@ pub fn statuses_of(message: &Message, participants: &[Participant]) -> Vec<Recip
 impl ChatService {
     /// Where the caller's live subscriptions start: each of their conversations with its
     /// newest seq.
-    pub async fn positions(&self, caller: &Caller) -> Result<Vec<(ConversationId, i64)>, ServiceError> {
+    pub async fn positions(
+        &self,
+        caller: &Caller,
+    ) -> Result<Vec<(ConversationId, i64)>, ServiceError> {
         Ok(self.store.positions_of(caller.user_id).await?)
     }
 
     /// The caller's membership of one conversation (`not_found` for non-participants).
-    pub async fn participant(&self, caller: &Caller, conversation: ConversationId) -> Result<Participant, ServiceError> {
+    pub async fn participant(
+        &self,
+        caller: &Caller,
+        conversation: ConversationId,
+    ) -> Result<Participant, ServiceError> {
         self.membership(caller, conversation).await
     }
 
     /// Publishes an ephemeral event (typing, presence) that is not stored. The caller
     /// (the gateway) has checked membership.
-    pub async fn publish_ephemeral(&self, conversation: ConversationId, actor: chat_domain::UserId, payload: EventPayload) {
+    pub async fn publish_ephemeral(
+        &self,
+        conversation: ConversationId,
+        actor: chat_domain::UserId,
+        payload: EventPayload,
+    ) {
         self.publish_now(conversation, Some(actor), payload).await;
     }
 }

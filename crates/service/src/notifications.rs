@@ -31,7 +31,10 @@ fn validate_url(url: &str) -> Result<String, ValidationError> {
     let url = url.trim();
     let ok_scheme = url.starts_with("https://") || url.starts_with("http://");
     if !ok_scheme || url.len() > 2000 || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(ValidationError::new("url", "must be an http(s) URL of at most 2000 characters"));
+        return Err(ValidationError::new(
+            "url",
+            "must be an http(s) URL of at most 2000 characters",
+        ));
     }
     Ok(url.to_owned())
 }
@@ -39,19 +42,33 @@ fn validate_url(url: &str) -> Result<String, ValidationError> {
 impl ChatService {
     /// Registers a webhook for the caller's notifications; the secret that signs them is
     /// returned here, and only here.
-    pub async fn register_webhook(&self, caller: &Caller, url: &str) -> Result<Webhook, ServiceError> {
+    pub async fn register_webhook(
+        &self,
+        caller: &Caller,
+        url: &str,
+    ) -> Result<Webhook, ServiceError> {
         let url = validate_url(url)?;
         if self.store.webhooks_of(caller.user_id).await?.len() >= 10 {
-            return Err(ServiceError::conflict("too_many_webhooks", "at most 10 webhooks per user"));
+            return Err(ServiceError::conflict(
+                "too_many_webhooks",
+                "at most 10 webhooks per user",
+            ));
         }
-        Ok(self.store.add_webhook(caller.user_id, &url, &chat_auth::new_secret()).await?)
+        Ok(self
+            .store
+            .add_webhook(caller.user_id, &url, &chat_auth::new_secret())
+            .await?)
     }
 
     pub async fn webhooks(&self, caller: &Caller) -> Result<Vec<Webhook>, ServiceError> {
         Ok(self.store.webhooks_of(caller.user_id).await?)
     }
 
-    pub async fn delete_webhook(&self, caller: &Caller, id: uuid::Uuid) -> Result<(), ServiceError> {
+    pub async fn delete_webhook(
+        &self,
+        caller: &Caller,
+        id: uuid::Uuid,
+    ) -> Result<(), ServiceError> {
         if !self.store.delete_webhook(caller.user_id, id).await? {
             return Err(ServiceError::NotFound("webhook"));
         }
@@ -59,13 +76,24 @@ impl ChatService {
     }
 
     /// Mutes or unmutes a conversation for the caller (no notifications while muted).
-    pub async fn set_muted(&self, caller: &Caller, conversation: ConversationId, muted: bool) -> Result<(), ServiceError> {
+    pub async fn set_muted(
+        &self,
+        caller: &Caller,
+        conversation: ConversationId,
+        muted: bool,
+    ) -> Result<(), ServiceError> {
         self.membership(caller, conversation).await?;
-        Ok(self.store.set_muted(conversation, caller.user_id, muted).await?)
+        Ok(self
+            .store
+            .set_muted(conversation, caller.user_id, muted)
+            .await?)
     }
 
     /// For the worker: a recipient's webhooks.
-    pub async fn webhooks_for(&self, user: chat_domain::UserId) -> Result<Vec<Webhook>, ServiceError> {
+    pub async fn webhooks_for(
+        &self,
+        user: chat_domain::UserId,
+    ) -> Result<Vec<Webhook>, ServiceError> {
         Ok(self.store.webhooks_of(user).await?)
     }
 
@@ -75,8 +103,12 @@ impl ChatService {
         conversation: ConversationId,
         id: MessageId,
     ) -> Result<Option<(Message, Vec<(Participant, Reason)>)>, ServiceError> {
-        let Some(message) = self.store.message(conversation, id).await? else { return Ok(None) };
-        if message.deleted_at.is_some() || message.moderation == chat_domain::ModerationState::Hidden {
+        let Some(message) = self.store.message(conversation, id).await? else {
+            return Ok(None);
+        };
+        if message.deleted_at.is_some()
+            || message.moderation == chat_domain::ModerationState::Hidden
+        {
             return Ok(None);
         }
         let mut messages = [message];
@@ -123,29 +155,40 @@ impl ChatService {
     ) -> Result<Vec<(MessageId, chat_domain::UserId, Reason)>, ServiceError> {
         let messages: Vec<&Message> = messages
             .iter()
-            .filter(|m| m.deleted_at.is_none() && m.moderation != chat_domain::ModerationState::Hidden)
+            .filter(|m| {
+                m.deleted_at.is_none() && m.moderation != chat_domain::ModerationState::Hidden
+            })
             .collect();
         if messages.is_empty() {
             return Ok(Vec::new());
         }
-        let mut conversations: Vec<ConversationId> = messages.iter().map(|m| m.conversation_id).collect();
+        let mut conversations: Vec<ConversationId> =
+            messages.iter().map(|m| m.conversation_id).collect();
         conversations.sort_unstable();
         conversations.dedup();
-        let candidates = self.store.notification_candidates(&conversations, everyone).await?;
+        let candidates = self
+            .store
+            .notification_candidates(&conversations, everyone)
+            .await?;
         let mut by_conversation: HashMap<ConversationId, Vec<chat_domain::UserId>> = HashMap::new();
         for (c, u) in candidates {
             by_conversation.entry(c).or_default().push(u);
         }
         let mut pairs: Vec<(MessageId, chat_domain::UserId, bool)> = Vec::new();
         for m in &messages {
-            for &u in by_conversation.get(&m.conversation_id).into_iter().flatten() {
+            for &u in by_conversation
+                .get(&m.conversation_id)
+                .into_iter()
+                .flatten()
+            {
                 if Some(u) != m.sender_id {
                     pairs.push((m.id, u, m.mentions.contains(&u)));
                 }
             }
         }
         // Presence only matters for those not mentioned.
-        let mut ask: Vec<chat_domain::UserId> = pairs.iter().filter(|p| !p.2).map(|p| p.1).collect();
+        let mut ask: Vec<chat_domain::UserId> =
+            pairs.iter().filter(|p| !p.2).map(|p| p.1).collect();
         ask.sort_unstable();
         ask.dedup();
         let online: HashMap<chat_domain::UserId, bool> = self
@@ -174,10 +217,21 @@ impl ChatService {
 
     /// For the worker: a delivery, with the URL and secret of its user's webhook (`None`
     /// for the installation's endpoint, which the worker knows from its settings).
-    pub async fn delivery(&self, id: uuid::Uuid) -> Result<Option<(Delivery, Option<Webhook>)>, ServiceError> {
-        let Some(delivery) = self.store.delivery_by_id(id).await? else { return Ok(None) };
+    pub async fn delivery(
+        &self,
+        id: uuid::Uuid,
+    ) -> Result<Option<(Delivery, Option<Webhook>)>, ServiceError> {
+        let Some(delivery) = self.store.delivery_by_id(id).await? else {
+            return Ok(None);
+        };
         let webhook = match delivery.webhook_id {
-            Some(w) => match self.store.webhooks_of(delivery.user_id).await?.into_iter().find(|h| h.id == w) {
+            Some(w) => match self
+                .store
+                .webhooks_of(delivery.user_id)
+                .await?
+                .into_iter()
+                .find(|h| h.id == w)
+            {
                 Some(h) => Some(h),
                 // The webhook was deleted since: nothing to deliver to.
                 None => return Ok(None),
@@ -196,7 +250,10 @@ impl ChatService {
         status: Option<i32>,
         error: Option<&str>,
     ) -> Result<(), ServiceError> {
-        Ok(self.store.delivery_attempt(id, delivered, dead, status, error).await?)
+        Ok(self
+            .store
+            .delivery_attempt(id, delivered, dead, status, error)
+            .await?)
     }
 
     /// For the worker: the message a delivery is about, as sent in the notification.
@@ -213,7 +270,10 @@ impl ChatService {
         user: chat_domain::UserId,
         reason: Reason,
     ) -> Result<Delivery, ServiceError> {
-        Ok(self.store.delivery(webhook, endpoint, message, user, reason.as_str()).await?)
+        Ok(self
+            .store
+            .delivery(webhook, endpoint, message, user, reason.as_str())
+            .await?)
     }
 
     /// For the worker: the job queues (to schedule delivery attempts).
@@ -255,8 +315,17 @@ impl ChatService {
     /// A reader of new messages for the notifier `consumer` (unique per worker process).
     pub async fn new_messages(&self, consumer: String) -> Result<NewMessages, ServiceError> {
         // Its own connection: a blocking read holds it.
-        let bus = self.bus.dedicated_reader().map_err(|_| ServiceError::Unavailable)?;
-        Ok(NewMessages { bus, consumer, last_reclaim: Instant::now(), last_read: Instant::now(), group_ready: false })
+        let bus = self
+            .bus
+            .dedicated_reader()
+            .map_err(|_| ServiceError::Unavailable)?;
+        Ok(NewMessages {
+            bus,
+            consumer,
+            last_reclaim: Instant::now(),
+            last_read: Instant::now(),
+            group_ready: false,
+        })
     }
 }
 
@@ -271,14 +340,21 @@ impl NewMessages {
         tokio::time::sleep_until((self.last_read + NOTIFY_READ_EVERY).into()).await;
         self.last_read = Instant::now();
         if !self.group_ready {
-            self.bus.ensure_group(NOTIFY_GROUP).await.map_err(unavailable)?;
+            self.bus
+                .ensure_group(NOTIFY_GROUP)
+                .await
+                .map_err(unavailable)?;
             self.group_ready = true;
         }
         let read = if self.last_reclaim.elapsed() >= NOTIFY_RECLAIM_AFTER {
             self.last_reclaim = Instant::now();
-            self.bus.claim_idle(NOTIFY_GROUP, &self.consumer, NOTIFY_RECLAIM_AFTER, 256).await
+            self.bus
+                .claim_idle(NOTIFY_GROUP, &self.consumer, NOTIFY_RECLAIM_AFTER, 256)
+                .await
         } else {
-            self.bus.read_group(NOTIFY_GROUP, &self.consumer, 512, Duration::from_secs(1)).await
+            self.bus
+                .read_group(NOTIFY_GROUP, &self.consumer, 512, Duration::from_secs(1))
+                .await
         };
         let entries = read.map_err(|e| {
             self.group_ready = false;
@@ -296,6 +372,9 @@ impl NewMessages {
 
     /// Acknowledges a handled batch.
     pub async fn done(&self, taken: Taken) -> Result<(), ServiceError> {
-        self.bus.ack(NOTIFY_GROUP, &taken.0).await.map_err(|_| ServiceError::Unavailable)
+        self.bus
+            .ack(NOTIFY_GROUP, &taken.0)
+            .await
+            .map_err(|_| ServiceError::Unavailable)
     }
 }

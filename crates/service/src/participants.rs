@@ -11,7 +11,11 @@ use chat_store::participants::MembershipChange;
 use crate::{Caller, ChatService, ServiceError};
 
 impl ChatService {
-    pub async fn participants(&self, caller: &Caller, conversation: ConversationId) -> Result<Vec<Participant>, ServiceError> {
+    pub async fn participants(
+        &self,
+        caller: &Caller,
+        conversation: ConversationId,
+    ) -> Result<Vec<Participant>, ServiceError> {
         self.membership(caller, conversation).await?;
         Ok(self.store.participants(conversation).await?)
     }
@@ -28,24 +32,42 @@ impl ChatService {
         self.require_group(conversation).await?;
         let role = role.unwrap_or(Role::Member);
         if !me.role.can_manage() {
-            return Err(ServiceError::Forbidden("only admins and owners can add participants"));
+            return Err(ServiceError::Forbidden(
+                "only admins and owners can add participants",
+            ));
         }
         if role.rank() > me.role.rank() {
-            return Err(ServiceError::Forbidden("cannot grant a role above your own"));
+            return Err(ServiceError::Forbidden(
+                "cannot grant a role above your own",
+            ));
         }
         if self.store.user(user).await?.is_none() {
             return Err(ServiceError::NotFound("user"));
         }
         let actor = Some(caller.user_id);
-        let events =
-            |p: &Participant| vec![self.event(conversation, actor, EventPayload::ParticipantJoined { participant: p.clone() })];
-        let added = match self.store.add_participant(conversation, user, role, events).await {
+        let events = |p: &Participant| {
+            vec![self.event(
+                conversation,
+                actor,
+                EventPayload::ParticipantJoined {
+                    participant: p.clone(),
+                },
+            )]
+        };
+        let added = match self
+            .store
+            .add_participant(conversation, user, role, events)
+            .await
+        {
             Ok((p, outboxed)) => {
                 self.announce(outboxed);
                 p
             }
             Err(e) if e.is_conflict_on("participants_pkey") => {
-                return Err(ServiceError::conflict("already_participant", "the user is already a participant"));
+                return Err(ServiceError::conflict(
+                    "already_participant",
+                    "the user is already a participant",
+                ));
             }
             Err(e) => return Err(e.into()),
         };
@@ -64,20 +86,35 @@ impl ChatService {
         self.require_group(conversation).await?;
         let target = self.target(conversation, user).await?;
         if !me.role.can_manage() {
-            return Err(ServiceError::Forbidden("only admins and owners can change roles"));
+            return Err(ServiceError::Forbidden(
+                "only admins and owners can change roles",
+            ));
         }
         if role.rank() > me.role.rank() {
-            return Err(ServiceError::Forbidden("cannot grant a role above your own"));
+            return Err(ServiceError::Forbidden(
+                "cannot grant a role above your own",
+            ));
         }
         if user != caller.user_id && !outranks(me.role, target.role) {
-            return Err(ServiceError::Forbidden("cannot change the role of a participant of equal or higher rank"));
+            return Err(ServiceError::Forbidden(
+                "cannot change the role of a participant of equal or higher rank",
+            ));
         }
         if target.role == role {
             return Ok(target);
         }
-        let events =
-            vec![self.event(conversation, Some(caller.user_id), EventPayload::ParticipantRoleChanged { user_id: user, role })];
-        let (_, outboxed) = self.store.change_membership(conversation, user, MembershipChange::SetRole(role), events).await?;
+        let events = vec![self.event(
+            conversation,
+            Some(caller.user_id),
+            EventPayload::ParticipantRoleChanged {
+                user_id: user,
+                role,
+            },
+        )];
+        let (_, outboxed) = self
+            .store
+            .change_membership(conversation, user, MembershipChange::SetRole(role), events)
+            .await?;
         self.announce(outboxed);
         self.target(conversation, user).await
     }
@@ -95,28 +132,54 @@ impl ChatService {
         let leaving = user == caller.user_id;
         if !leaving {
             if !me.role.can_manage() {
-                return Err(ServiceError::Forbidden("only admins and owners can remove participants"));
+                return Err(ServiceError::Forbidden(
+                    "only admins and owners can remove participants",
+                ));
             }
             if !outranks(me.role, target.role) {
-                return Err(ServiceError::Forbidden("cannot remove a participant of equal or higher rank"));
+                return Err(ServiceError::Forbidden(
+                    "cannot remove a participant of equal or higher rank",
+                ));
             }
         }
         let removed_by = (!leaving).then_some(caller.user_id);
-        let events =
-            vec![self.event(conversation, Some(caller.user_id), EventPayload::ParticipantLeft { user_id: user, removed_by })];
-        let (_, outboxed) = self.store.change_membership(conversation, user, MembershipChange::Remove, events).await?;
+        let events = vec![self.event(
+            conversation,
+            Some(caller.user_id),
+            EventPayload::ParticipantLeft {
+                user_id: user,
+                removed_by,
+            },
+        )];
+        let (_, outboxed) = self
+            .store
+            .change_membership(conversation, user, MembershipChange::Remove, events)
+            .await?;
         self.announce(outboxed);
         Ok(())
     }
 
-    async fn target(&self, conversation: ConversationId, user: UserId) -> Result<Participant, ServiceError> {
-        self.store.participant(conversation, user).await?.ok_or(ServiceError::NotFound("participant"))
+    async fn target(
+        &self,
+        conversation: ConversationId,
+        user: UserId,
+    ) -> Result<Participant, ServiceError> {
+        self.store
+            .participant(conversation, user)
+            .await?
+            .ok_or(ServiceError::NotFound("participant"))
     }
 
     async fn require_group(&self, conversation: ConversationId) -> Result<(), ServiceError> {
-        let c = self.store.conversation(conversation).await?.ok_or(ServiceError::NotFound("conversation"))?;
+        let c = self
+            .store
+            .conversation(conversation)
+            .await?
+            .ok_or(ServiceError::NotFound("conversation"))?;
         if !c.is_group() {
-            return Err(ServiceError::Forbidden("direct conversations keep their two participants"));
+            return Err(ServiceError::Forbidden(
+                "direct conversations keep their two participants",
+            ));
         }
         Ok(())
     }

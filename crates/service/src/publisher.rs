@@ -10,8 +10,8 @@
 //! event can thus reach the bus twice, never zero times: readers drop repeats by
 //! envelope id (messages also by seq).
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use chat_bus::Bus;
@@ -110,7 +110,10 @@ async fn relay_loop(store: Store, bus: Bus, stats: Arc<Stats>) {
     loop {
         tick.tick().await;
         loop {
-            let rows = match store.claim_stale_outbox(STALE_AFTER, CLAIM_HOLD, RELAY_BATCH).await {
+            let rows = match store
+                .claim_stale_outbox(STALE_AFTER, CLAIM_HOLD, RELAY_BATCH)
+                .await
+            {
                 Ok(rows) => rows,
                 Err(e) => {
                     tracing::debug!(error = %e, "outbox relay: database unavailable");
@@ -119,8 +122,14 @@ async fn relay_loop(store: Store, bus: Bus, stats: Arc<Stats>) {
             };
             let full = rows.len() as i64 == RELAY_BATCH;
             if !rows.is_empty() {
-                stats.events_relayed.fetch_add(rows.iter().map(|r| r.events.len() as u64).sum(), Ordering::Relaxed);
-                tracing::info!(rows = rows.len(), "outbox relay: publishing events their writer did not");
+                stats.events_relayed.fetch_add(
+                    rows.iter().map(|r| r.events.len() as u64).sum(),
+                    Ordering::Relaxed,
+                );
+                tracing::info!(
+                    rows = rows.len(),
+                    "outbox relay: publishing events their writer did not"
+                );
             }
             let ids: Vec<i64> = rows.iter().filter_map(|r| r.id).collect();
             if !publish_rows(&bus, &stats, &rows).await {
@@ -140,15 +149,25 @@ async fn publish_rows(bus: &Bus, stats: &Stats, rows: &[Outboxed]) -> bool {
     if rows.is_empty() {
         return true;
     }
-    let events: Vec<_> =
-        rows.iter().flat_map(|r| r.events.iter().map(|e| (e.conversation_id, e.body.as_str()))).collect();
+    let events: Vec<_> = rows
+        .iter()
+        .flat_map(|r| {
+            r.events
+                .iter()
+                .map(|e| (e.conversation_id, e.body.as_str()))
+        })
+        .collect();
     match bus.publish_serialised(&events).await {
         Ok(()) => {
-            stats.events_published.fetch_add(events.len() as u64, Ordering::Relaxed);
+            stats
+                .events_published
+                .fetch_add(events.len() as u64, Ordering::Relaxed);
             true
         }
         Err(e) => {
-            stats.publish_failures.fetch_add(events.len() as u64, Ordering::Relaxed);
+            stats
+                .publish_failures
+                .fetch_add(events.len() as u64, Ordering::Relaxed);
             tracing::warn!(error = %e, events = events.len(), "events not published yet; they stay in the outbox");
             false
         }

@@ -49,7 +49,12 @@ pub struct ServiceSettings {
     pub write_batch_max: usize,
     /// Fault injection for tests: exit right after the first committed send batch,
     /// before its events are published. Never set it in production.
-    #[arg(long, env = "CHAT_FAULT_EXIT_AFTER_COMMIT", default_value_t = false, hide = true)]
+    #[arg(
+        long,
+        env = "CHAT_FAULT_EXIT_AFTER_COMMIT",
+        default_value_t = false,
+        hide = true
+    )]
     pub fault_exit_after_commit: bool,
     #[command(flatten)]
     pub storage: chat_storage::StorageSettings,

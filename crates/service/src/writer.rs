@@ -11,8 +11,8 @@
 //! One writer per process also keeps a socket's pipelined sends in the order it sent
 //! them: they enter the queue in that order and take seqs in batch order.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use chat_domain::{EventPayload, Message};
 use chat_store::messages::{InsertError, Inserted, NewMessage};
@@ -20,7 +20,7 @@ use chat_store::{OutboxEvent, Store, StoreError};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::publisher::Publisher;
-use crate::{envelope_of, Stats};
+use crate::{Stats, envelope_of};
 
 /// Sends waiting for the writer; past it, senders wait for room (back-pressure).
 const QUEUE: usize = 16_384;
@@ -50,7 +50,12 @@ pub struct WriterSettings {
 }
 
 impl Writer {
-    pub(crate) fn start(store: Store, publisher: Publisher, stats: Arc<Stats>, settings: WriterSettings) -> Self {
+    pub(crate) fn start(
+        store: Store,
+        publisher: Publisher,
+        stats: Arc<Stats>,
+        settings: WriterSettings,
+    ) -> Self {
         let (queue, rx) = mpsc::channel(QUEUE);
         tokio::spawn(write_loop(rx, store, publisher, stats, settings));
         Self { queue }
@@ -60,7 +65,11 @@ impl Writer {
     /// queue is FIFO: messages queued one after the other take seqs in that order.
     pub(crate) async fn enqueue(&self, new: NewMessage) -> Result<Queued, InsertError> {
         let (done, answer) = oneshot::channel();
-        let pending = Pending { new, traceparent: chat_telemetry::current_traceparent(), done };
+        let pending = Pending {
+            new,
+            traceparent: chat_telemetry::current_traceparent(),
+            done,
+        };
         self.queue.send(pending).await.map_err(|_| writer_gone())?;
         Ok(Queued { answer })
     }
@@ -91,22 +100,42 @@ async fn write_loop(
 ) {
     let mut waiting: Vec<Pending> = Vec::with_capacity(settings.max_batch);
     while rx.recv_many(&mut waiting, settings.max_batch.max(1)).await > 0 {
-        let (news, waiters): (Vec<NewMessage>, Vec<_>) =
-            waiting.drain(..).map(|p| (p.new, (p.traceparent, p.done))).unzip();
+        let (news, waiters): (Vec<NewMessage>, Vec<_>) = waiting
+            .drain(..)
+            .map(|p| (p.new, (p.traceparent, p.done)))
+            .unzip();
         let events = |i: usize, message: &Message| -> Vec<OutboxEvent> {
-            let payload = EventPayload::MessageCreated { message: message.clone() };
-            vec![envelope_of(message.conversation_id, message.sender_id, payload, waiters[i].0.clone())]
+            let payload = EventPayload::MessageCreated {
+                message: message.clone(),
+            };
+            vec![envelope_of(
+                message.conversation_id,
+                message.sender_id,
+                payload,
+                waiters[i].0.clone(),
+            )]
         };
         let result = store.insert_batch(&news, events).await;
         stats.write_batches.fetch_add(1, Ordering::Relaxed);
-        stats.write_batch_messages.fetch_add(news.len() as u64, Ordering::Relaxed);
-        stats.write_batch_largest.fetch_max(news.len() as u64, Ordering::Relaxed);
+        stats
+            .write_batch_messages
+            .fetch_add(news.len() as u64, Ordering::Relaxed);
+        stats
+            .write_batch_largest
+            .fetch_max(news.len() as u64, Ordering::Relaxed);
         match result {
             Ok((outcomes, outboxed)) => {
-                let created = outcomes.iter().filter(|o| matches!(o, Ok(Inserted::New(_)))).count() as u64;
-                stats.messages_persisted.fetch_add(created, Ordering::Relaxed);
+                let created = outcomes
+                    .iter()
+                    .filter(|o| matches!(o, Ok(Inserted::New(_))))
+                    .count() as u64;
+                stats
+                    .messages_persisted
+                    .fetch_add(created, Ordering::Relaxed);
                 if settings.exit_after_commit && created > 0 {
-                    tracing::error!("CHAT_FAULT_EXIT_AFTER_COMMIT: exiting between commit and publish");
+                    tracing::error!(
+                        "CHAT_FAULT_EXIT_AFTER_COMMIT: exiting between commit and publish"
+                    );
                     std::process::exit(86);
                 }
                 publisher.hand_over(outboxed);

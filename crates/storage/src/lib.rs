@@ -125,27 +125,51 @@ impl Storage {
                     .with_region(&settings.s3_region)
                     .with_virtual_hosted_style_request(!settings.s3_path_style);
                 if let Some(endpoint) = &settings.s3_endpoint {
-                    builder = builder.with_endpoint(endpoint).with_allow_http(endpoint.starts_with("http://"));
+                    builder = builder
+                        .with_endpoint(endpoint)
+                        .with_allow_http(endpoint.starts_with("http://"));
                 }
-                if let (Some(id), Some(secret)) = (&settings.s3_access_key_id, &settings.s3_secret_access_key) {
-                    builder = builder.with_access_key_id(id).with_secret_access_key(secret);
+                if let (Some(id), Some(secret)) =
+                    (&settings.s3_access_key_id, &settings.s3_secret_access_key)
+                {
+                    builder = builder
+                        .with_access_key_id(id)
+                        .with_secret_access_key(secret);
                 }
-                let s3 = Arc::new(builder.build().map_err(|e| StorageError::Config(e.to_string()))?);
-                Ok(Self { store: s3.clone(), signer: Some(s3), url_ttl })
+                let s3 = Arc::new(
+                    builder
+                        .build()
+                        .map_err(|e| StorageError::Config(e.to_string()))?,
+                );
+                Ok(Self {
+                    store: s3.clone(),
+                    signer: Some(s3),
+                    url_ttl,
+                })
             }
             None => {
-                std::fs::create_dir_all(&settings.storage_dir)
-                    .map_err(|e| StorageError::Config(format!("{}: {e}", settings.storage_dir.display())))?;
+                std::fs::create_dir_all(&settings.storage_dir).map_err(|e| {
+                    StorageError::Config(format!("{}: {e}", settings.storage_dir.display()))
+                })?;
                 let local = LocalFileSystem::new_with_prefix(&settings.storage_dir)
                     .map_err(|e| StorageError::Config(e.to_string()))?;
-                Ok(Self { store: Arc::new(local), signer: None, url_ttl })
+                Ok(Self {
+                    store: Arc::new(local),
+                    signer: None,
+                    url_ttl,
+                })
             }
         }
     }
 
     /// Streams an upload into `key`, part by part. Past `limit` bytes the upload is
     /// aborted and nothing is left behind.
-    pub async fn put_stream<S>(&self, key: &str, mut body: S, limit: u64) -> Result<u64, StorageError>
+    pub async fn put_stream<S>(
+        &self,
+        key: &str,
+        mut body: S,
+        limit: u64,
+    ) -> Result<u64, StorageError>
     where
         S: Stream<Item = Result<Bytes, std::io::Error>> + Unpin + Send,
     {
@@ -171,12 +195,17 @@ impl Storage {
     /// [`ObjectWriter::finish`].
     pub async fn writer(&self, key: &str) -> Result<ObjectWriter, StorageError> {
         let upload = self.store.put_multipart(&Path::from(key)).await?;
-        Ok(ObjectWriter { inner: WriteMultipart::new_with_chunk_size(upload, 5 * 1024 * 1024), size: 0 })
+        Ok(ObjectWriter {
+            inner: WriteMultipart::new_with_chunk_size(upload, 5 * 1024 * 1024),
+            size: 0,
+        })
     }
 
     /// Writes a small object at once (thumbnails).
     pub async fn put(&self, key: &str, bytes: Bytes) -> Result<(), StorageError> {
-        self.store.put(&Path::from(key), PutPayload::from(bytes)).await?;
+        self.store
+            .put(&Path::from(key), PutPayload::from(bytes))
+            .await?;
         Ok(())
     }
 
@@ -186,7 +215,10 @@ impl Storage {
     }
 
     /// Streams an object: its size and its bytes.
-    pub async fn get_stream(&self, key: &str) -> Result<(u64, BoxStream<'static, Result<Bytes, std::io::Error>>), StorageError> {
+    pub async fn get_stream(
+        &self,
+        key: &str,
+    ) -> Result<(u64, BoxStream<'static, Result<Bytes, std::io::Error>>), StorageError> {
         let result = self.store.get(&Path::from(key)).await?;
         let size = result.meta.size;
         let stream = result.into_stream().map_err(std::io::Error::other).boxed();
@@ -214,7 +246,9 @@ impl Storage {
     pub async fn download_url(&self, key: &str) -> Result<Option<String>, StorageError> {
         match &self.signer {
             Some(s3) => {
-                let url = s3.signed_url(http::Method::GET, &Path::from(key), self.url_ttl).await?;
+                let url = s3
+                    .signed_url(http::Method::GET, &Path::from(key), self.url_ttl)
+                    .await?;
                 Ok(Some(url.to_string()))
             }
             None => Ok(None),
@@ -240,7 +274,10 @@ mod tests {
         Storage::from_settings(&settings).expect("storage")
     }
 
-    fn chunks(n: usize, size: usize) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Unpin + Send {
+    fn chunks(
+        n: usize,
+        size: usize,
+    ) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Unpin + Send {
         futures::stream::iter((0..n).map(move |_| Ok(Bytes::from(vec![7u8; size]))))
     }
 
@@ -249,12 +286,18 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("chat-storage-{}", uuid::Uuid::new_v4()));
         let storage = local(&dir);
         let key = new_key("test");
-        let size = storage.put_stream(&key, chunks(10, 1000), 20_000).await.expect("put");
+        let size = storage
+            .put_stream(&key, chunks(10, 1000), 20_000)
+            .await
+            .expect("put");
         assert_eq!(size, 10_000);
         assert_eq!(storage.get(&key).await.expect("get").len(), 10_000);
         assert!(storage.download_url(&key).await.expect("url").is_none());
         let too_big = new_key("test");
-        let err = storage.put_stream(&too_big, chunks(30, 1000), 20_000).await.expect_err("too large");
+        let err = storage
+            .put_stream(&too_big, chunks(30, 1000), 20_000)
+            .await
+            .expect_err("too large");
         assert!(matches!(err, StorageError::TooLarge { limit: 20_000 }));
         assert!(!storage.exists(&too_big).await.expect("head"));
         storage.delete(&key).await.expect("delete");

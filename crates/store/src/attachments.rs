@@ -2,7 +2,7 @@
 
 use chat_domain::{Attachment, AttachmentId, ConversationId, Message, UserId};
 
-use crate::{commit_row_with_events, OutboxEvent, Outboxed, Store, StoreError};
+use crate::{OutboxEvent, Outboxed, Store, StoreError, commit_row_with_events};
 
 pub(crate) const ATTACHMENT_COLUMNS: &str = "id, conversation_id, message_id, uploader_id, object_key, file_name, \
      content_type, declared_type, size_bytes, sha256, width, height, thumbnail_key, state, error, created_at";
@@ -122,12 +122,14 @@ impl Store {
         }
         Ok(())
     }
-
 }
 
 impl Store {
     /// Attachments still pending after `minutes` (their job may have been lost).
-    pub async fn stale_pending_attachments(&self, minutes: i32) -> Result<Vec<AttachmentId>, StoreError> {
+    pub async fn stale_pending_attachments(
+        &self,
+        minutes: i32,
+    ) -> Result<Vec<AttachmentId>, StoreError> {
         Ok(sqlx::query_scalar::<_, AttachmentId>(
             "SELECT id FROM attachments WHERE state = 'pending' AND created_at < now() - make_interval(mins => $1) LIMIT 1000",
         )

@@ -3,13 +3,13 @@
 use std::collections::HashMap;
 
 use chat_domain::{
-    ContextType, Conversation, ConversationId, ConversationKind, ConversationSummary, Message, Participant,
-    Role, UserId,
+    ContextType, Conversation, ConversationId, ConversationKind, ConversationSummary, Message,
+    Participant, Role, UserId,
 };
 
 use sqlx::AssertSqlSafe;
 
-use crate::{commit_with_events, OutboxEvent, Outboxed, Store, StoreError};
+use crate::{OutboxEvent, Outboxed, Store, StoreError, commit_with_events};
 
 const CONVERSATION_COLUMNS: &str = "id, kind, name, context_type, context_id, created_by, created_at, \
                                     updated_at, last_seq, last_message_at";
@@ -104,8 +104,11 @@ impl Store {
             .await?;
             return Ok((existing, false, Outboxed::default()));
         };
-        let (users, roles): (Vec<uuid::Uuid>, Vec<&str>) =
-            new.participants.iter().map(|(u, r)| (u.as_uuid(), r.as_str())).unzip();
+        let (users, roles): (Vec<uuid::Uuid>, Vec<&str>) = new
+            .participants
+            .iter()
+            .map(|(u, r)| (u.as_uuid(), r.as_str()))
+            .unzip();
         sqlx::query(
             "INSERT INTO participants (conversation_id, user_id, role)
              SELECT $1, u, r FROM unnest($2::uuid[], $3::text[]) AS t(u, r)",
@@ -119,7 +122,10 @@ impl Store {
         Ok((conversation, true, outboxed))
     }
 
-    pub async fn conversation(&self, id: ConversationId) -> Result<Option<Conversation>, StoreError> {
+    pub async fn conversation(
+        &self,
+        id: ConversationId,
+    ) -> Result<Option<Conversation>, StoreError> {
         Ok(sqlx::query_as::<_, Conversation>(AssertSqlSafe(format!(
             "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE id = $1"
         )))
@@ -244,9 +250,16 @@ impl Store {
     }
 
     /// Deletes a conversation with its participants and messages.
-    pub async fn delete_conversation(&self, id: ConversationId, events: Vec<OutboxEvent>) -> Result<Outboxed, StoreError> {
+    pub async fn delete_conversation(
+        &self,
+        id: ConversationId,
+        events: Vec<OutboxEvent>,
+    ) -> Result<Outboxed, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let done = sqlx::query("DELETE FROM conversations WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        let done = sqlx::query("DELETE FROM conversations WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }

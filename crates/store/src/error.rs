@@ -40,7 +40,9 @@ impl StoreError {
             StoreError::Conflict(c) => StoreError::Conflict(c.clone()),
             StoreError::MissingReference(r) => StoreError::MissingReference(r.clone()),
             StoreError::LastOwner => StoreError::LastOwner,
-            StoreError::Unavailable(e) => StoreError::Unavailable(sqlx::Error::Protocol(e.to_string())),
+            StoreError::Unavailable(e) => {
+                StoreError::Unavailable(sqlx::Error::Protocol(e.to_string()))
+            }
             StoreError::Config(e) => StoreError::Config(sqlx::Error::Protocol(e.to_string())),
             StoreError::Migration(m) => StoreError::Migration(m.clone()),
             StoreError::Database(e) => StoreError::Database(sqlx::Error::Protocol(e.to_string())),

@@ -1,9 +1,9 @@
 //! History exports.
 
-use chrono::{DateTime, Utc};
 use chat_domain::{ConversationId, Export, ExportFormat, ExportRow, UserId};
+use chrono::{DateTime, Utc};
 
-use crate::{commit_row_with_events, OutboxEvent, Outboxed, Store, StoreError};
+use crate::{OutboxEvent, Outboxed, Store, StoreError, commit_row_with_events};
 
 const EXPORT_COLUMNS: &str = "id, conversation_id, requested_by, format, since, until, state, progress, total, \
      attempts, object_key, row_count, error, created_at, started_at, finished_at";
@@ -32,10 +32,12 @@ impl Store {
     }
 
     pub async fn export(&self, id: uuid::Uuid) -> Result<Option<Export>, StoreError> {
-        Ok(sqlx::query_as::<_, Export>(sqlx::AssertSqlSafe(format!("SELECT {EXPORT_COLUMNS} FROM exports WHERE id = $1")))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(sqlx::query_as::<_, Export>(sqlx::AssertSqlSafe(format!(
+            "SELECT {EXPORT_COLUMNS} FROM exports WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?)
     }
 
     /// Starts (or restarts, after a crash) an export: running, progress 0, the total
@@ -109,7 +111,12 @@ impl Store {
 
     /// The next page of an export's rows after `after_seq`: visible (not hidden, not
     /// deleted) messages in the export's window, in seq order.
-    pub async fn export_rows(&self, export: &Export, after_seq: i64, limit: i64) -> Result<Vec<ExportRow>, StoreError> {
+    pub async fn export_rows(
+        &self,
+        export: &Export,
+        after_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<ExportRow>, StoreError> {
         Ok(sqlx::query_as::<_, ExportRow>(
             "SELECT m.id, COALESCE(u.username, 'system') AS remetente, m.kind AS tipo, m.text AS conteudo,
                     m.created_at AS timestamp, m.seq

@@ -20,8 +20,8 @@
 
 pub mod attachments;
 pub mod conversations;
-pub mod exports;
 mod error;
+pub mod exports;
 pub mod messages;
 pub mod moderation;
 pub mod notifications;
@@ -34,8 +34,8 @@ pub mod users;
 
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 pub use error::StoreError;
 pub use outbox::{OutboxEvent, Outboxed};

@@ -2,8 +2,11 @@
 
 use std::collections::{HashMap, HashSet};
 
+use chat_domain::{
+    Attachment, AttachmentId, ConversationId, Message, MessageId, MessageKind, ModerationState,
+    UserId,
+};
 use chrono::{DateTime, Utc};
-use chat_domain::{Attachment, AttachmentId, ConversationId, Message, MessageId, MessageKind, ModerationState, UserId};
 
 use sqlx::AssertSqlSafe;
 
@@ -62,7 +65,9 @@ impl InsertError {
             InsertError::ConversationNotFound => InsertError::ConversationNotFound,
             InsertError::ReplyNotFound => InsertError::ReplyNotFound,
             InsertError::AttachmentUnavailable => InsertError::AttachmentUnavailable,
-            InsertError::Store(_) => InsertError::Store(StoreError::Conflict("batch failed".into())),
+            InsertError::Store(_) => {
+                InsertError::Store(StoreError::Conflict("batch failed".into()))
+            }
         }
     }
 }
@@ -162,7 +167,9 @@ impl Store {
                 None => look_up_keys = true,
             }
         }
-        Err(StoreError::Conflict("client_msg_id raced repeatedly".into()))
+        Err(StoreError::Conflict(
+            "client_msg_id raced repeatedly".into(),
+        ))
     }
 
     /// One attempt of [`Store::insert_batch`]; `None` when a `client_msg_id` of the
@@ -175,7 +182,8 @@ impl Store {
         look_up_keys: bool,
     ) -> Result<Option<(Vec<Result<Inserted, InsertError>>, Outboxed)>, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let mut conversations: Vec<uuid::Uuid> = batch.iter().map(|m| m.conversation_id.as_uuid()).collect();
+        let mut conversations: Vec<uuid::Uuid> =
+            batch.iter().map(|m| m.conversation_id.as_uuid()).collect();
         conversations.sort_unstable();
         conversations.dedup();
         // Locks in id order. Under the lock `last_seq` cannot move, so the seqs can be
@@ -187,10 +195,13 @@ impl Store {
         .fetch_all(&mut *tx)
         .await?;
         let now = locked.first().map(|(_, _, t)| *t).unwrap_or_else(Utc::now);
-        let last_seqs: HashMap<ConversationId, i64> = locked.into_iter().map(|(c, s, _)| (c, s)).collect();
+        let last_seqs: HashMap<ConversationId, i64> =
+            locked.into_iter().map(|(c, s, _)| (c, s)).collect();
 
-        let (conv_col, sender_col): (Vec<uuid::Uuid>, Vec<uuid::Uuid>) =
-            batch.iter().map(|m| (m.conversation_id.as_uuid(), m.sender_id.as_uuid())).unzip();
+        let (conv_col, sender_col): (Vec<uuid::Uuid>, Vec<uuid::Uuid>) = batch
+            .iter()
+            .map(|m| (m.conversation_id.as_uuid(), m.sender_id.as_uuid()))
+            .unzip();
         let members: HashSet<(ConversationId, UserId)> = sqlx::query_as(
             "SELECT conversation_id, user_id FROM participants
               WHERE (conversation_id, user_id) IN (SELECT * FROM UNNEST($1::uuid[], $2::uuid[]))",
@@ -206,7 +217,10 @@ impl Store {
         let mut stored_keys: HashMap<(UserId, String), Message> = HashMap::new();
         if look_up_keys && !keyed.is_empty() {
             let senders: Vec<uuid::Uuid> = keyed.iter().map(|m| m.sender_id.as_uuid()).collect();
-            let keys: Vec<&str> = keyed.iter().filter_map(|m| m.client_msg_id.as_deref()).collect();
+            let keys: Vec<&str> = keyed
+                .iter()
+                .filter_map(|m| m.client_msg_id.as_deref())
+                .collect();
             let rows = sqlx::query_as::<_, Message>(AssertSqlSafe(format!(
                 "SELECT {MESSAGE_COLUMNS} FROM messages
                   WHERE (sender_id, client_msg_id) IN (SELECT * FROM UNNEST($1::uuid[], $2::text[]))"
@@ -222,7 +236,10 @@ impl Store {
             }
         }
 
-        let replies: Vec<uuid::Uuid> = batch.iter().filter_map(|m| m.reply_to.map(|r| r.as_uuid())).collect();
+        let replies: Vec<uuid::Uuid> = batch
+            .iter()
+            .filter_map(|m| m.reply_to.map(|r| r.as_uuid()))
+            .collect();
         let reply_targets: HashMap<MessageId, ConversationId> = if replies.is_empty() {
             HashMap::new()
         } else {
@@ -234,7 +251,10 @@ impl Store {
                 .collect()
         };
 
-        let wanted: Vec<uuid::Uuid> = batch.iter().flat_map(|m| m.attachments.iter().map(|a| a.as_uuid())).collect();
+        let wanted: Vec<uuid::Uuid> = batch
+            .iter()
+            .flat_map(|m| m.attachments.iter().map(|a| a.as_uuid()))
+            .collect();
         let mut files: HashMap<AttachmentId, Attachment> = if wanted.is_empty() {
             HashMap::new()
         } else {
@@ -252,7 +272,11 @@ impl Store {
 
         let (mention_convs, mention_names): (Vec<uuid::Uuid>, Vec<&str>) = batch
             .iter()
-            .flat_map(|m| m.mentions.iter().map(|u| (m.conversation_id.as_uuid(), u.as_str())))
+            .flat_map(|m| {
+                m.mentions
+                    .iter()
+                    .map(|u| (m.conversation_id.as_uuid(), u.as_str()))
+            })
             .unzip();
         let mentionable: HashMap<(ConversationId, String), UserId> = if mention_names.is_empty() {
             HashMap::new()
@@ -279,13 +303,22 @@ impl Store {
                 || !members.contains(&(new.conversation_id, new.sender_id))
             {
                 Outcome::Failed(InsertError::ConversationNotFound)
-            } else if let Some(stored) =
-                new.client_msg_id.as_ref().and_then(|k| stored_keys.get(&(new.sender_id, k.clone())))
+            } else if let Some(stored) = new
+                .client_msg_id
+                .as_ref()
+                .and_then(|k| stored_keys.get(&(new.sender_id, k.clone())))
             {
                 Outcome::Stored(Box::new(stored.clone()))
-            } else if let Some(&j) = new.client_msg_id.as_deref().and_then(|k| first_of_key.get(&(new.sender_id, k))) {
+            } else if let Some(&j) = new
+                .client_msg_id
+                .as_deref()
+                .and_then(|k| first_of_key.get(&(new.sender_id, k)))
+            {
                 Outcome::SameAs(j)
-            } else if new.reply_to.is_some_and(|r| reply_targets.get(&r) != Some(&new.conversation_id)) {
+            } else if new
+                .reply_to
+                .is_some_and(|r| reply_targets.get(&r) != Some(&new.conversation_id))
+            {
                 Outcome::Failed(InsertError::ReplyNotFound)
             } else if !new.attachments.iter().all(|a| {
                 files.get(a).is_some_and(|f| {
@@ -314,8 +347,10 @@ impl Store {
         }
 
         // Each conversation's messages take the numbers after its `last_seq`, in batch order.
-        let mut next_seq: HashMap<ConversationId, i64> =
-            per_conversation.keys().map(|c| (*c, last_seqs[c] + 1)).collect();
+        let mut next_seq: HashMap<ConversationId, i64> = per_conversation
+            .keys()
+            .map(|c| (*c, last_seqs[c] + 1))
+            .collect();
 
         // The new messages, as committed.
         let mut created: Vec<(usize, Message)> = Vec::new();
@@ -323,7 +358,9 @@ impl Store {
             if !matches!(outcomes[i], Outcome::New) {
                 continue;
             }
-            let seq = next_seq.get_mut(&new.conversation_id).expect("allocated above");
+            let seq = next_seq
+                .get_mut(&new.conversation_id)
+                .expect("allocated above");
             let mut mentions: Vec<UserId> = Vec::new();
             for name in &new.mentions {
                 if let Some(&u) = mentionable.get(&(new.conversation_id, name.clone()))
@@ -333,7 +370,11 @@ impl Store {
                     mentions.push(u);
                 }
             }
-            let attachments: Vec<Attachment> = new.attachments.iter().filter_map(|a| files.get(a).cloned()).collect();
+            let attachments: Vec<Attachment> = new
+                .attachments
+                .iter()
+                .filter_map(|a| files.get(a).cloned())
+                .collect();
             created.push((
                 i,
                 Message {
@@ -356,23 +397,31 @@ impl Store {
             *seq += 1;
         }
 
-        let serialised: Vec<OutboxEvent> = created.iter().flat_map(|(i, m)| events(*i, m)).collect();
+        let serialised: Vec<OutboxEvent> =
+            created.iter().flat_map(|(i, m)| events(*i, m)).collect();
         let mut outboxed = Outboxed::default();
         if !created.is_empty() {
             let ms = || created.iter().map(|(_, m)| m);
             let ids: Vec<uuid::Uuid> = ms().map(|m| m.id.as_uuid()).collect();
             let convs: Vec<uuid::Uuid> = ms().map(|m| m.conversation_id.as_uuid()).collect();
             let seqs: Vec<i64> = ms().map(|m| m.seq).collect();
-            let senders: Vec<Option<uuid::Uuid>> = ms().map(|m| m.sender_id.map(|s| s.as_uuid())).collect();
+            let senders: Vec<Option<uuid::Uuid>> =
+                ms().map(|m| m.sender_id.map(|s| s.as_uuid())).collect();
             let kinds: Vec<&str> = ms().map(|m| m.kind.as_str()).collect();
             let texts: Vec<&str> = ms().map(|m| m.text.as_str()).collect();
             let keys: Vec<Option<&str>> = ms().map(|m| m.client_msg_id.as_deref()).collect();
-            let reply_tos: Vec<Option<uuid::Uuid>> = ms().map(|m| m.reply_to.map(|r| r.as_uuid())).collect();
+            let reply_tos: Vec<Option<uuid::Uuid>> =
+                ms().map(|m| m.reply_to.map(|r| r.as_uuid())).collect();
             let with_mentions: Vec<bool> = ms().map(|m| !m.mentions.is_empty()).collect();
             let with_files: Vec<bool> = ms().map(|m| !m.attachments.is_empty()).collect();
-            let (tops, top_seqs): (Vec<uuid::Uuid>, Vec<i64>) =
-                next_seq.iter().map(|(c, next)| (c.as_uuid(), next - 1)).unzip();
-            let event_convs: Vec<uuid::Uuid> = serialised.iter().map(|e| e.conversation_id.as_uuid()).collect();
+            let (tops, top_seqs): (Vec<uuid::Uuid>, Vec<i64>) = next_seq
+                .iter()
+                .map(|(c, next)| (c.as_uuid(), next - 1))
+                .unzip();
+            let event_convs: Vec<uuid::Uuid> = serialised
+                .iter()
+                .map(|e| e.conversation_id.as_uuid())
+                .collect();
             let event_bodies: Vec<&str> = serialised.iter().map(|e| e.body.as_str()).collect();
             // One round trip for the seqs, the rows and the outbox row. Each part only
             // writes (no part reads another's rows), so the single snapshot is no issue.
@@ -446,7 +495,11 @@ impl Store {
             }
             let (file_ids, file_msgs): (Vec<uuid::Uuid>, Vec<uuid::Uuid>) = created
                 .iter()
-                .flat_map(|(_, m)| m.attachments.iter().map(|a| (a.id.as_uuid(), m.id.as_uuid())))
+                .flat_map(|(_, m)| {
+                    m.attachments
+                        .iter()
+                        .map(|a| (a.id.as_uuid(), m.id.as_uuid()))
+                })
                 .unzip();
             if !file_ids.is_empty() {
                 sqlx::query(
@@ -458,7 +511,10 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             }
-            outboxed = Outboxed { id: outbox_id, events: serialised };
+            outboxed = Outboxed {
+                id: outbox_id,
+                events: serialised,
+            };
         }
         tx.commit().await?;
 
@@ -466,10 +522,14 @@ impl Store {
         let mut results: Vec<Result<Inserted, InsertError>> = Vec::with_capacity(batch.len());
         for (i, outcome) in outcomes.into_iter().enumerate() {
             results.push(match outcome {
-                Outcome::New => Ok(Inserted::New(created.get(&i).cloned().expect("created above"))),
+                Outcome::New => Ok(Inserted::New(
+                    created.get(&i).cloned().expect("created above"),
+                )),
                 Outcome::Stored(m) => Ok(Inserted::Existing(*m)),
                 Outcome::SameAs(j) => match &results[j] {
-                    Ok(Inserted::New(m)) | Ok(Inserted::Existing(m)) => Ok(Inserted::Existing(m.clone())),
+                    Ok(Inserted::New(m)) | Ok(Inserted::Existing(m)) => {
+                        Ok(Inserted::Existing(m.clone()))
+                    }
                     Err(e) => Err(e.same_again()),
                 },
                 Outcome::Failed(e) => Err(e),
@@ -479,7 +539,11 @@ impl Store {
         Ok(Some((results, outboxed)))
     }
 
-    pub async fn message(&self, conversation: ConversationId, id: MessageId) -> Result<Option<Message>, StoreError> {
+    pub async fn message(
+        &self,
+        conversation: ConversationId,
+        id: MessageId,
+    ) -> Result<Option<Message>, StoreError> {
         Ok(sqlx::query_as::<_, Message>(AssertSqlSafe(format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1 AND conversation_id = $2"
         )))
@@ -501,7 +565,11 @@ impl Store {
 
     /// A page of a conversation's history (see [`HistoryQuery`]), in ascending seq order,
     /// with mentions and attachments filled in.
-    pub async fn history(&self, conversation: ConversationId, q: &HistoryQuery) -> Result<HistoryPage, StoreError> {
+    pub async fn history(
+        &self,
+        conversation: ConversationId,
+        q: &HistoryQuery,
+    ) -> Result<HistoryPage, StoreError> {
         // Both statements are sargable on (conversation_id, seq): absent bounds become
         // open ones rather than `$n IS NULL OR …`, which a generic plan cannot use.
         let forward = q.after.is_some();
@@ -513,7 +581,11 @@ impl Store {
                 AND ($5 OR moderation <> 'hidden')
               ORDER BY seq {order} LIMIT $6"
         );
-        let bound = if forward { q.after.unwrap_or(0) } else { q.before.unwrap_or(i64::MAX) };
+        let bound = if forward {
+            q.after.unwrap_or(0)
+        } else {
+            q.before.unwrap_or(i64::MAX)
+        };
         let mut rows = sqlx::query_as::<_, HistoryRow>(AssertSqlSafe(sql))
             .bind(conversation)
             .bind(bound)
@@ -530,7 +602,11 @@ impl Store {
         }
         let any_mentions = rows.iter().any(|r| r.has_mentions);
         let any_attachments = rows.iter().any(|r| r.has_attachments);
-        let reacted = rows.iter().filter(|r| r.has_reactions).map(|r| r.message.id).collect();
+        let reacted = rows
+            .iter()
+            .filter(|r| r.has_reactions)
+            .map(|r| r.message.id)
+            .collect();
         let mut messages: Vec<Message> = rows.into_iter().map(|r| r.message).collect();
         if any_mentions {
             self.load_mentions(&mut messages).await?;
@@ -538,7 +614,11 @@ impl Store {
         if any_attachments {
             self.load_attachments(&mut messages).await?;
         }
-        Ok(HistoryPage { messages, has_more, reacted })
+        Ok(HistoryPage {
+            messages,
+            has_more,
+            reacted,
+        })
     }
 
     /// Fills in the mentions of some messages.
@@ -583,7 +663,11 @@ impl Store {
         .await?;
         let has_more = messages.len() as i64 > limit;
         messages.truncate(limit.max(0) as usize);
-        Ok(HistoryPage { messages, has_more, reacted: Vec::new() })
+        Ok(HistoryPage {
+            messages,
+            has_more,
+            reacted: Vec::new(),
+        })
     }
 
     /// Replaces the text of a message that is not deleted; sets `edited_at`.
@@ -607,8 +691,10 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await?
         .ok_or(StoreError::NotFound)?;
-        edited.mentions =
-            sqlx::query_scalar("SELECT user_id FROM mentions WHERE message_id = $1").bind(id).fetch_all(&mut *tx).await?;
+        edited.mentions = sqlx::query_scalar("SELECT user_id FROM mentions WHERE message_id = $1")
+            .bind(id)
+            .fetch_all(&mut *tx)
+            .await?;
         let outboxed = crate::commit_with_events(tx, events(&edited)).await?;
         Ok((edited, outboxed))
     }

@@ -1,8 +1,11 @@
 //! Flags and moderation decisions.
 
-use chat_domain::{ConversationId, Decision, Flag, FlagState, MessageId, ModerationDecision, ModerationState, UserId};
+use chat_domain::{
+    ConversationId, Decision, Flag, FlagState, MessageId, ModerationDecision, ModerationState,
+    UserId,
+};
 
-use crate::{commit_with_events, OutboxEvent, Outboxed, Store, StoreError};
+use crate::{OutboxEvent, Outboxed, Store, StoreError, commit_with_events};
 
 const FLAG_COLUMNS: &str = "id, message_id, flagged_by, reason, state, created_at";
 
@@ -27,10 +30,12 @@ impl Store {
         .bind(reason)
         .fetch_one(&mut *tx)
         .await?;
-        sqlx::query("UPDATE messages SET moderation = 'flagged' WHERE id = $1 AND moderation = 'visible'")
-            .bind(message)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE messages SET moderation = 'flagged' WHERE id = $1 AND moderation = 'visible'",
+        )
+        .bind(message)
+        .execute(&mut *tx)
+        .await?;
         Ok((flag, commit_with_events(tx, events).await?))
     }
 
@@ -74,11 +79,18 @@ impl Store {
     }
 
     /// A conversation's flags in a state (all states when `None`), newest first.
-    pub async fn flags(&self, conversation: ConversationId, state: Option<FlagState>) -> Result<Vec<Flag>, StoreError> {
-        Ok(sqlx::query_as::<_, Flag>(sqlx::AssertSqlSafe("SELECT f.id, f.message_id, f.flagged_by, f.reason, f.state, f.created_at
+    pub async fn flags(
+        &self,
+        conversation: ConversationId,
+        state: Option<FlagState>,
+    ) -> Result<Vec<Flag>, StoreError> {
+        Ok(sqlx::query_as::<_, Flag>(sqlx::AssertSqlSafe(
+            "SELECT f.id, f.message_id, f.flagged_by, f.reason, f.state, f.created_at
                FROM flags f JOIN messages m ON m.id = f.message_id
               WHERE m.conversation_id = $1 AND ($2::text IS NULL OR f.state = $2)
-              ORDER BY f.created_at DESC".to_string()))
+              ORDER BY f.created_at DESC"
+                .to_string(),
+        ))
         .bind(conversation)
         .bind(state)
         .fetch_all(&self.pool)
@@ -86,7 +98,10 @@ impl Store {
     }
 
     /// A message's recorded decisions, oldest first.
-    pub async fn decisions(&self, message: MessageId) -> Result<Vec<ModerationDecision>, StoreError> {
+    pub async fn decisions(
+        &self,
+        message: MessageId,
+    ) -> Result<Vec<ModerationDecision>, StoreError> {
         Ok(sqlx::query_as::<_, ModerationDecision>(
             "SELECT id, message_id, moderator_id, decision, reason, decided_at
                FROM moderation_decisions WHERE message_id = $1 ORDER BY decided_at",

@@ -29,11 +29,15 @@ pub struct Delivery {
     pub last_error: Option<String>,
 }
 
-const DELIVERY_COLUMNS: &str =
-    "id, webhook_id, endpoint, message_id, user_id, reason, state, attempts, last_status, last_error";
+const DELIVERY_COLUMNS: &str = "id, webhook_id, endpoint, message_id, user_id, reason, state, attempts, last_status, last_error";
 
 impl Store {
-    pub async fn add_webhook(&self, user: UserId, url: &str, secret: &str) -> Result<Webhook, StoreError> {
+    pub async fn add_webhook(
+        &self,
+        user: UserId,
+        url: &str,
+        secret: &str,
+    ) -> Result<Webhook, StoreError> {
         Ok(sqlx::query_as::<_, Webhook>(
             "INSERT INTO webhooks (id, user_id, url, secret) VALUES ($1, $2, $3, $4)
              RETURNING id, user_id, url, secret, created_at",
@@ -84,13 +88,20 @@ impl Store {
         .await?)
     }
 
-    pub async fn set_muted(&self, conversation: ConversationId, user: UserId, muted: bool) -> Result<(), StoreError> {
-        let done = sqlx::query("UPDATE participants SET muted = $3 WHERE conversation_id = $1 AND user_id = $2")
-            .bind(conversation)
-            .bind(user)
-            .bind(muted)
-            .execute(&self.pool)
-            .await?;
+    pub async fn set_muted(
+        &self,
+        conversation: ConversationId,
+        user: UserId,
+        muted: bool,
+    ) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE participants SET muted = $3 WHERE conversation_id = $1 AND user_id = $2",
+        )
+        .bind(conversation)
+        .bind(user)
+        .bind(muted)
+        .execute(&self.pool)
+        .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }

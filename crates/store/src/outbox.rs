@@ -31,19 +31,27 @@ pub struct Outboxed {
 }
 
 /// Inserts the outbox row of `events` in the caller's transaction (nothing when empty).
-pub(crate) async fn write(conn: &mut PgConnection, events: Vec<OutboxEvent>) -> Result<Outboxed, StoreError> {
+pub(crate) async fn write(
+    conn: &mut PgConnection,
+    events: Vec<OutboxEvent>,
+) -> Result<Outboxed, StoreError> {
     if events.is_empty() {
         return Ok(Outboxed::default());
     }
-    let conversations: Vec<uuid::Uuid> = events.iter().map(|e| e.conversation_id.as_uuid()).collect();
+    let conversations: Vec<uuid::Uuid> =
+        events.iter().map(|e| e.conversation_id.as_uuid()).collect();
     let bodies: Vec<&str> = events.iter().map(|e| e.body.as_str()).collect();
-    let id: i64 =
-        sqlx::query_scalar("INSERT INTO event_outbox (conversations, events) VALUES ($1, $2) RETURNING id")
-            .bind(&conversations)
-            .bind(&bodies)
-            .fetch_one(&mut *conn)
-            .await?;
-    Ok(Outboxed { id: Some(id), events })
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO event_outbox (conversations, events) VALUES ($1, $2) RETURNING id",
+    )
+    .bind(&conversations)
+    .bind(&bodies)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(Outboxed {
+        id: Some(id),
+        events,
+    })
 }
 
 impl Store {
@@ -52,7 +60,10 @@ impl Store {
         if ids.is_empty() {
             return Ok(());
         }
-        sqlx::query("DELETE FROM event_outbox WHERE id = ANY($1)").bind(ids).execute(&self.pool).await?;
+        sqlx::query("DELETE FROM event_outbox WHERE id = ANY($1)")
+            .bind(ids)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -85,7 +96,10 @@ impl Store {
                 events: conversations
                     .into_iter()
                     .zip(bodies)
-                    .map(|(c, body)| OutboxEvent { conversation_id: ConversationId(c), body })
+                    .map(|(c, body)| OutboxEvent {
+                        conversation_id: ConversationId(c),
+                        body,
+                    })
                     .collect(),
             })
             .collect();
@@ -95,6 +109,8 @@ impl Store {
 
     /// Rows in the outbox (for readiness and tests).
     pub async fn outbox_len(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar("SELECT count(*) FROM event_outbox").fetch_one(&self.pool).await?)
+        Ok(sqlx::query_scalar("SELECT count(*) FROM event_outbox")
+            .fetch_one(&self.pool)
+            .await?)
     }
 }

@@ -4,7 +4,7 @@ use chat_domain::{ConversationId, Participant, Role, UserId};
 
 use sqlx::AssertSqlSafe;
 
-use crate::{commit_with_events, OutboxEvent, Outboxed, Store, StoreError};
+use crate::{OutboxEvent, Outboxed, Store, StoreError, commit_with_events};
 
 const PARTICIPANT_SELECT: &str = "SELECT p.conversation_id, p.user_id, u.username, u.display_name, p.role, \
      p.joined_at, p.last_delivered_seq, p.last_read_seq, p.muted \
@@ -48,7 +48,10 @@ impl Store {
         .await?)
     }
 
-    pub async fn participants(&self, conversation: ConversationId) -> Result<Vec<Participant>, StoreError> {
+    pub async fn participants(
+        &self,
+        conversation: ConversationId,
+    ) -> Result<Vec<Participant>, StoreError> {
         Ok(sqlx::query_as::<_, Participant>(AssertSqlSafe(format!(
             "{PARTICIPANT_SELECT} WHERE p.conversation_id = $1 ORDER BY p.joined_at, u.username"
         )))
@@ -67,12 +70,14 @@ impl Store {
         events: impl FnOnce(&Participant) -> Vec<OutboxEvent>,
     ) -> Result<(Participant, Outboxed), StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("INSERT INTO participants (conversation_id, user_id, role) VALUES ($1, $2, $3)")
-            .bind(conversation)
-            .bind(user)
-            .bind(role)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO participants (conversation_id, user_id, role) VALUES ($1, $2, $3)",
+        )
+        .bind(conversation)
+        .bind(user)
+        .bind(role)
+        .execute(&mut *tx)
+        .await?;
         let added = sqlx::query_as::<_, Participant>(AssertSqlSafe(format!(
             "{PARTICIPANT_SELECT} WHERE p.conversation_id = $1 AND p.user_id = $2"
         )))
@@ -130,12 +135,14 @@ impl Store {
         }
         match change {
             MembershipChange::SetRole(role) => {
-                sqlx::query("UPDATE participants SET role = $3 WHERE conversation_id = $1 AND user_id = $2")
-                    .bind(conversation)
-                    .bind(user)
-                    .bind(role)
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(
+                    "UPDATE participants SET role = $3 WHERE conversation_id = $1 AND user_id = $2",
+                )
+                .bind(conversation)
+                .bind(user)
+                .bind(role)
+                .execute(&mut *tx)
+                .await?;
             }
             MembershipChange::Remove => {
                 sqlx::query("DELETE FROM participants WHERE conversation_id = $1 AND user_id = $2")
@@ -191,8 +198,16 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?
             .ok_or(StoreError::NotFound)?;
-        let moved = WatermarkMove { delivered, read, moved };
-        let events = if moved.moved { events(&moved) } else { Vec::new() };
+        let moved = WatermarkMove {
+            delivered,
+            read,
+            moved,
+        };
+        let events = if moved.moved {
+            events(&moved)
+        } else {
+            Vec::new()
+        };
         Ok((moved, commit_with_events(tx, events).await?))
     }
 }
@@ -200,7 +215,10 @@ impl Store {
 impl Store {
     /// The conversations a user takes part in, each with its newest seq: where a live
     /// subscription starts.
-    pub async fn positions_of(&self, user: UserId) -> Result<Vec<(ConversationId, i64)>, StoreError> {
+    pub async fn positions_of(
+        &self,
+        user: UserId,
+    ) -> Result<Vec<(ConversationId, i64)>, StoreError> {
         Ok(sqlx::query_as::<_, (ConversationId, i64)>(
             "SELECT c.id, c.last_seq FROM participants p JOIN conversations c ON c.id = p.conversation_id
               WHERE p.user_id = $1",
@@ -211,7 +229,11 @@ impl Store {
     }
 
     /// The users who share at least one conversation with `user`, among `others`.
-    pub async fn contacts_among(&self, user: UserId, others: &[UserId]) -> Result<Vec<UserId>, StoreError> {
+    pub async fn contacts_among(
+        &self,
+        user: UserId,
+        others: &[UserId],
+    ) -> Result<Vec<UserId>, StoreError> {
         let others: Vec<uuid::Uuid> = others.iter().map(UserId::as_uuid).collect();
         Ok(sqlx::query_scalar::<_, UserId>(
             "SELECT DISTINCT theirs.user_id FROM participants mine

@@ -2,7 +2,7 @@
 
 use chat_domain::{ConversationId, MessageId, Pin, ReactionSummary, UserId};
 
-use crate::{commit_with_events, OutboxEvent, Outboxed, Store, StoreError};
+use crate::{OutboxEvent, Outboxed, Store, StoreError, commit_with_events};
 
 impl Store {
     /// Adds (`add`) or removes a reaction; `false` when there was nothing to do (already
@@ -29,13 +29,22 @@ impl Store {
              UPDATE messages SET reaction_count = reaction_count - 1 WHERE id IN (SELECT message_id FROM removed)"
         };
         let mut tx = self.pool.begin().await?;
-        let done = sqlx::query(sql).bind(message).bind(user).bind(emoji).execute(&mut *tx).await?;
+        let done = sqlx::query(sql)
+            .bind(message)
+            .bind(user)
+            .bind(emoji)
+            .execute(&mut *tx)
+            .await?;
         changed_with_events(tx, done.rows_affected() == 1, events).await
     }
 
     /// Reaction counts per message and emoji, with whether `viewer` is among them, in the
     /// order the emojis were first used.
-    pub async fn reactions_of(&self, messages: &[MessageId], viewer: UserId) -> Result<Vec<ReactionSummary>, StoreError> {
+    pub async fn reactions_of(
+        &self,
+        messages: &[MessageId],
+        viewer: UserId,
+    ) -> Result<Vec<ReactionSummary>, StoreError> {
         let ids: Vec<uuid::Uuid> = messages.iter().map(MessageId::as_uuid).collect();
         Ok(sqlx::query_as::<_, ReactionSummary>(
             "SELECT message_id, emoji, count(*) AS count, bool_or(user_id = $2) AS reacted_by_me

@@ -16,7 +16,13 @@ impl Store {
     /// Messages of `user`'s conversations matching `query` (web-search syntax: words,
     /// "phrases", -exclusions), accents and case folded, in Portuguese and English,
     /// best first. Hidden and deleted messages never match.
-    pub async fn search(&self, user: UserId, query: &str, limit: i64, offset: i64) -> Result<Vec<Hit>, StoreError> {
+    pub async fn search(
+        &self,
+        user: UserId,
+        query: &str,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<Hit>, StoreError> {
         Ok(sqlx::query_as::<_, Hit>(
             "WITH q AS (
                 SELECT websearch_to_tsquery('portuguese', chat_fold($2))

@@ -1,7 +1,7 @@
 //! Login sessions and refresh-token rotation.
 
-use chrono::{DateTime, Utc};
 use chat_domain::{SessionId, UserId};
+use chrono::{DateTime, Utc};
 
 use crate::{Store, StoreError};
 
@@ -13,13 +13,15 @@ impl Store {
         refresh_hash: &[u8],
         expires_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO sessions (id, user_id, refresh_hash, expires_at) VALUES ($1, $2, $3, $4)")
-            .bind(id)
-            .bind(user_id)
-            .bind(refresh_hash)
-            .bind(expires_at)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "INSERT INTO sessions (id, user_id, refresh_hash, expires_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(id)
+        .bind(user_id)
+        .bind(refresh_hash)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -52,7 +54,11 @@ impl Store {
     }
 
     /// Whether the session exists, belongs to `user_id`, and is neither revoked nor expired.
-    pub async fn session_is_active(&self, id: SessionId, user_id: UserId) -> Result<bool, StoreError> {
+    pub async fn session_is_active(
+        &self,
+        id: SessionId,
+        user_id: UserId,
+    ) -> Result<bool, StoreError> {
         Ok(sqlx::query_scalar::<_, bool>(
             "SELECT EXISTS (SELECT 1 FROM sessions
                             WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL AND expires_at > now())",

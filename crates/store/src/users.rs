@@ -35,7 +35,10 @@ impl Store {
         Ok(user)
     }
 
-    pub async fn credentials_by_username(&self, username: &str) -> Result<Option<Credentials>, StoreError> {
+    pub async fn credentials_by_username(
+        &self,
+        username: &str,
+    ) -> Result<Option<Credentials>, StoreError> {
         Ok(sqlx::query_as::<_, Credentials>(
             "SELECT id, username, display_name, created_at, password_hash FROM users WHERE username = $1",
         )
@@ -72,10 +75,12 @@ impl Store {
     /// Which of `ids` exist.
     pub async fn existing_users(&self, ids: &[UserId]) -> Result<Vec<UserId>, StoreError> {
         let ids: Vec<uuid::Uuid> = ids.iter().map(UserId::as_uuid).collect();
-        Ok(sqlx::query_scalar::<_, UserId>("SELECT id FROM users WHERE id = ANY($1)")
-            .bind(ids)
-            .fetch_all(&self.pool)
-            .await?)
+        Ok(
+            sqlx::query_scalar::<_, UserId>("SELECT id FROM users WHERE id = ANY($1)")
+                .bind(ids)
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 }
 

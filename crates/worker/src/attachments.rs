@@ -46,7 +46,9 @@ const ALLOWED: &[&str] = &[
 pub fn sniff(bytes: &[u8]) -> Option<String> {
     match infer::get(bytes) {
         Some(kind) => Some(kind.mime_type().to_owned()),
-        None if std::str::from_utf8(bytes).is_ok() && !bytes.contains(&0) => Some("text/plain".to_owned()),
+        None if std::str::from_utf8(bytes).is_ok() && !bytes.contains(&0) => {
+            Some("text/plain".to_owned())
+        }
         None => None,
     }
 }
@@ -69,12 +71,18 @@ pub enum Decoded {
 
 /// Reads an image's size and makes its thumbnail.
 pub fn thumbnail(bytes: &[u8]) -> Decoded {
-    let Ok(reader) = image::ImageReader::new(Cursor::new(bytes)).with_guessed_format() else { return Decoded::Unreadable };
-    let Ok((w, h)) = reader.into_dimensions() else { return Decoded::Unreadable };
+    let Ok(reader) = image::ImageReader::new(Cursor::new(bytes)).with_guessed_format() else {
+        return Decoded::Unreadable;
+    };
+    let Ok((w, h)) = reader.into_dimensions() else {
+        return Decoded::Unreadable;
+    };
     if u64::from(w) * u64::from(h) > MAX_PIXELS {
         return Decoded::TooLarge(w, h);
     }
-    let Ok(img) = image::load_from_memory(bytes) else { return Decoded::Unreadable };
+    let Ok(img) = image::load_from_memory(bytes) else {
+        return Decoded::Unreadable;
+    };
     let thumb = img.thumbnail(THUMBNAIL_SIZE, THUMBNAIL_SIZE);
     let mut out = Cursor::new(Vec::new());
     match thumb.write_to(&mut out, image::ImageFormat::Png) {
@@ -85,7 +93,11 @@ pub fn thumbnail(bytes: &[u8]) -> Decoded {
 
 /// Processes one attachment: ready (with hash, size and thumbnail) or rejected.
 pub async fn process(service: &ChatService, id: AttachmentId) -> Result<(), JobFailure> {
-    let Some((_attachment, bytes)) = service.pending_attachment_bytes(id).await.map_err(failure)? else {
+    let Some((_attachment, bytes)) = service
+        .pending_attachment_bytes(id)
+        .await
+        .map_err(failure)?
+    else {
         // Already processed (a re-run after a crash): nothing to do.
         return Ok(());
     };
@@ -95,7 +107,10 @@ pub async fn process(service: &ChatService, id: AttachmentId) -> Result<(), JobF
             Some(t) => format!("files of type {t} are not allowed"),
             None => "unrecognised file type".to_owned(),
         };
-        return service.attachment_refused(id, sniff(&bytes).as_deref(), &reason).await.map_err(failure);
+        return service
+            .attachment_refused(id, sniff(&bytes).as_deref(), &reason)
+            .await
+            .map_err(failure);
     };
     let sha256 = hex(&Sha256::digest(&bytes));
     let (mut width, mut height, mut thumbnail_key) = (None, None, None);
@@ -110,7 +125,12 @@ pub async fn process(service: &ChatService, id: AttachmentId) -> Result<(), JobF
             Decoded::Thumbnail(png, w, h) => {
                 width = Some(w as i32);
                 height = Some(h as i32);
-                thumbnail_key = Some(service.store_thumbnail(Bytes::from(png)).await.map_err(failure)?);
+                thumbnail_key = Some(
+                    service
+                        .store_thumbnail(Bytes::from(png))
+                        .await
+                        .map_err(failure)?,
+                );
             }
             Decoded::TooLarge(w, h) => {
                 width = Some(w as i32);
@@ -124,8 +144,17 @@ pub async fn process(service: &ChatService, id: AttachmentId) -> Result<(), JobF
             }
         }
     }
-    let processed = Processed { content_type, sha256, width, height, thumbnail_key };
-    service.attachment_processed(id, processed).await.map_err(failure)
+    let processed = Processed {
+        content_type,
+        sha256,
+        width,
+        height,
+        thumbnail_key,
+    };
+    service
+        .attachment_processed(id, processed)
+        .await
+        .map_err(failure)
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -139,7 +168,9 @@ mod tests {
     fn png(w: u32, h: u32) -> Vec<u8> {
         let img = image::RgbImage::from_pixel(w, h, image::Rgb([200, 30, 30]));
         let mut out = Cursor::new(Vec::new());
-        image::DynamicImage::ImageRgb8(img).write_to(&mut out, image::ImageFormat::Png).expect("png");
+        image::DynamicImage::ImageRgb8(img)
+            .write_to(&mut out, image::ImageFormat::Png)
+            .expect("png");
         out.into_inner()
     }
 
@@ -147,7 +178,10 @@ mod tests {
     fn types_are_sniffed_not_declared() {
         assert_eq!(sniff(&png(4, 4)).as_deref(), Some("image/png"));
         assert_eq!(sniff(b"just some text\n").as_deref(), Some("text/plain"));
-        assert_eq!(sniff(b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00").as_deref(), Some("application/vnd.microsoft.portable-executable"));
+        assert_eq!(
+            sniff(b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00").as_deref(),
+            Some("application/vnd.microsoft.portable-executable")
+        );
         assert!(!allowed("application/vnd.microsoft.portable-executable"));
         assert!(!allowed("application/x-executable"));
         assert_eq!(sniff(&[0u8, 159, 146, 150, 0, 1]), None);
@@ -155,7 +189,9 @@ mod tests {
 
     #[test]
     fn thumbnails_fit_in_the_box_and_keep_the_size() {
-        let Decoded::Thumbnail(thumb, w, h) = thumbnail(&png(800, 400)) else { panic!("no thumbnail") };
+        let Decoded::Thumbnail(thumb, w, h) = thumbnail(&png(800, 400)) else {
+            panic!("no thumbnail")
+        };
         assert_eq!((w, h), (800, 400));
         let t = image::load_from_memory(&thumb).expect("png");
         assert_eq!((t.width(), t.height()), (256, 128));

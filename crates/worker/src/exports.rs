@@ -35,7 +35,8 @@ pub fn encode(format: ExportFormat, rows: &[ExportRow], first: bool) -> Result<V
         ExportFormat::Csv => {
             let mut w = csv::Writer::from_writer(Vec::with_capacity(rows.len() * 120));
             if first {
-                w.write_record(["id", "remetente", "tipo", "conteudo", "timestamp"]).map_err(|e| e.to_string())?;
+                w.write_record(["id", "remetente", "tipo", "conteudo", "timestamp"])
+                    .map_err(|e| e.to_string())?;
             }
             for row in rows {
                 let id = row.id.to_string();
@@ -92,9 +93,15 @@ pub async fn run(service: &ChatService, id: uuid::Uuid) -> Result<(), JobFailure
         }
         service.export_progress(id, rows).await.map_err(failure)?;
     }
-    writer.write(Bytes::from_static(trailer(export.format, rows > 0))).await.map_err(|e| failure(e.into()))?;
+    writer
+        .write(Bytes::from_static(trailer(export.format, rows > 0)))
+        .await
+        .map_err(|e| failure(e.into()))?;
     writer.finish().await.map_err(|e| failure(e.into()))?;
-    service.export_finished(id, &key, rows).await.map_err(failure)
+    service
+        .export_finished(id, &key, rows)
+        .await
+        .map_err(failure)
 }
 
 #[cfg(test)]
@@ -115,7 +122,15 @@ mod tests {
 
     #[test]
     fn csv_cells_that_look_like_formulas_are_escaped() {
-        let out = String::from_utf8(encode(ExportFormat::Csv, &[row("+1"), row("hello, \"world\"")], true).expect("csv")).expect("utf8");
+        let out = String::from_utf8(
+            encode(
+                ExportFormat::Csv,
+                &[row("+1"), row("hello, \"world\"")],
+                true,
+            )
+            .expect("csv"),
+        )
+        .expect("utf8");
         let mut lines = out.lines();
         assert_eq!(lines.next(), Some("id,remetente,tipo,conteudo,timestamp"));
         let first = lines.next().expect("row");
@@ -138,7 +153,8 @@ mod tests {
         for field in ["id", "remetente", "tipo", "conteudo", "timestamp"] {
             assert!(parsed[0].get(field).is_some(), "{field}");
         }
-        let empty: Vec<serde_json::Value> = serde_json::from_slice(trailer(ExportFormat::Json, false)).expect("empty");
+        let empty: Vec<serde_json::Value> =
+            serde_json::from_slice(trailer(ExportFormat::Json, false)).expect("empty");
         assert!(empty.is_empty());
     }
 }

@@ -13,7 +13,10 @@ pub mod attachments;
 pub mod exports;
 pub mod notifications;
 
-use chat_jobs::{DeliverNotification, ExportConversation, JobFailure, JobHandlers, NotifyMessage, ProcessAttachment, MAX_ATTEMPTS};
+use chat_jobs::{
+    DeliverNotification, ExportConversation, JobFailure, JobHandlers, MAX_ATTEMPTS, NotifyMessage,
+    ProcessAttachment,
+};
 use chat_service::{ChatService, ServiceError};
 use tracing::Instrument;
 
@@ -57,7 +60,11 @@ pub struct Handlers {
 
 impl Handlers {
     pub fn new(service: ChatService, settings: WorkerSettings) -> Self {
-        Self { service, settings, http: notifications::http_client() }
+        Self {
+            service,
+            settings,
+            http: notifications::http_client(),
+        }
     }
 }
 
@@ -71,20 +78,36 @@ pub(crate) fn failure(e: ServiceError) -> JobFailure {
 }
 
 impl JobHandlers for Handlers {
-    async fn process_attachment(&self, job: ProcessAttachment, attempt: usize) -> Result<(), JobFailure> {
-        let span = tracing::info_span!("process_attachment", attachment = %job.attachment_id, attempt);
+    async fn process_attachment(
+        &self,
+        job: ProcessAttachment,
+        attempt: usize,
+    ) -> Result<(), JobFailure> {
+        let span =
+            tracing::info_span!("process_attachment", attachment = %job.attachment_id, attempt);
         let span = chat_telemetry::continue_trace(span, job.traceparent.as_deref());
-        attachments::process(&self.service, job.attachment_id.into()).instrument(span).await
+        attachments::process(&self.service, job.attachment_id.into())
+            .instrument(span)
+            .await
     }
 
-    async fn export_conversation(&self, job: ExportConversation, attempt: usize) -> Result<(), JobFailure> {
+    async fn export_conversation(
+        &self,
+        job: ExportConversation,
+        attempt: usize,
+    ) -> Result<(), JobFailure> {
         let span = tracing::info_span!("export_conversation", export = %job.export_id, attempt);
         let span = chat_telemetry::continue_trace(span, job.traceparent.as_deref());
-        let result = exports::run(&self.service, job.export_id).instrument(span).await;
+        let result = exports::run(&self.service, job.export_id)
+            .instrument(span)
+            .await;
         if let Err(e) = &result {
             // The last attempt: say so on the export, so the requester is not left waiting.
             if matches!(e, JobFailure::Permanent(_)) || attempt >= MAX_ATTEMPTS {
-                let _ = self.service.export_failed(job.export_id, &e.to_string()).await;
+                let _ = self
+                    .service
+                    .export_failed(job.export_id, &e.to_string())
+                    .await;
             }
         }
         result
@@ -93,7 +116,9 @@ impl JobHandlers for Handlers {
     async fn notify_message(&self, job: NotifyMessage, _attempt: usize) -> Result<(), JobFailure> {
         let span = tracing::info_span!("notify_message", message = %job.message_id);
         let span = chat_telemetry::continue_trace(span, job.traceparent.as_deref());
-        notifications::fan_out(&self.service, &self.settings, job).instrument(span).await
+        notifications::fan_out(&self.service, &self.settings, job)
+            .instrument(span)
+            .await
     }
 
     async fn deliver_notification(&self, job: DeliverNotification) -> Result<(), JobFailure> {

@@ -9,25 +9,33 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chat_domain::{ConversationId, MessageId, UserId};
 use chat_jobs::{DeliverNotification, JobFailure, NotifyMessage};
-use chat_service::notifications::Reason;
 use chat_service::ChatService;
+use chat_service::notifications::Reason;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::{failure, WorkerSettings};
+use crate::{WorkerSettings, failure};
 
 /// The signature header's value for a body sent at `timestamp`.
 pub fn signature(secret: &str, timestamp: u64, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap_or_else(|_| unreachable!("HMAC takes any key"));
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes())
+        .unwrap_or_else(|_| unreachable!("HMAC takes any key"));
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
     let bytes = mac.finalize().into_bytes();
-    format!("sha256={}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+    format!(
+        "sha256={}",
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    )
 }
 
 /// Finds who must be notified of a message and queues one delivery per endpoint.
-pub async fn fan_out(service: &ChatService, settings: &WorkerSettings, job: NotifyMessage) -> Result<(), JobFailure> {
+pub async fn fan_out(
+    service: &ChatService,
+    settings: &WorkerSettings,
+    job: NotifyMessage,
+) -> Result<(), JobFailure> {
     let conversation = ConversationId::from(job.conversation_id);
     let Some((message, targets)) = service
         .notification_targets(conversation, MessageId::from(job.message_id))
@@ -59,11 +67,20 @@ async fn notify(
         endpoints.push((None, url.clone()));
     }
     for (webhook, url) in endpoints {
-        let delivery = service.record_delivery(webhook, &url, message, user, reason).await.map_err(failure)?;
+        let delivery = service
+            .record_delivery(webhook, &url, message, user, reason)
+            .await
+            .map_err(failure)?;
         if delivery.state == "pending" && delivery.attempts == 0 {
             service
                 .jobs()
-                .deliver_notification(DeliverNotification { delivery_id: delivery.id, attempt: 1 }, None)
+                .deliver_notification(
+                    DeliverNotification {
+                        delivery_id: delivery.id,
+                        attempt: 1,
+                    },
+                    None,
+                )
                 .await
                 .map_err(|e| JobFailure::Retry(e.to_string()))?;
         }
@@ -95,7 +112,10 @@ pub async fn follow_new_messages(service: ChatService, settings: WorkerSettings,
             }
         };
         let handled = async {
-            let targets = service.notification_targets_of(&messages, everyone).await.map_err(failure)?;
+            let targets = service
+                .notification_targets_of(&messages, everyone)
+                .await
+                .map_err(failure)?;
             for (message, user, reason) in targets {
                 notify(&service, &settings, message, user, reason).await?;
             }
@@ -108,7 +128,9 @@ pub async fn follow_new_messages(service: ChatService, settings: WorkerSettings,
                     tracing::warn!(error = %e, "notifier: batch not acknowledged; it will be handled again");
                 }
             }
-            Err(e) => tracing::warn!(error = ?e, messages = messages.len(), "notifier: batch failed; retried later"),
+            Err(e) => {
+                tracing::warn!(error = ?e, messages = messages.len(), "notifier: batch failed; retried later")
+            }
         }
     }
 }
@@ -121,7 +143,8 @@ pub async fn deliver(
     http: &reqwest::Client,
     job: DeliverNotification,
 ) -> Result<(), JobFailure> {
-    let Some((delivery, webhook)) = service.delivery(job.delivery_id).await.map_err(failure)? else {
+    let Some((delivery, webhook)) = service.delivery(job.delivery_id).await.map_err(failure)?
+    else {
         return Ok(());
     };
     if delivery.state != "pending" || delivery.attempts >= job.attempt as i32 {
@@ -132,7 +155,11 @@ pub async fn deliver(
         Some(h) => h.secret.clone(),
         None => settings.notify_webhook_secret.clone().unwrap_or_default(),
     };
-    let Some(message) = service.notified_message(delivery.message_id).await.map_err(failure)? else {
+    let Some(message) = service
+        .notified_message(delivery.message_id)
+        .await
+        .map_err(failure)?
+    else {
         return Ok(());
     };
     let body = serde_json::to_vec(&serde_json::json!({
@@ -151,13 +178,21 @@ pub async fn deliver(
         },
     }))
     .map_err(|e| JobFailure::Permanent(e.to_string()))?;
-    if !settings.notify_allow_private && webhook.is_some()
-        && let Err(why) = public_endpoint(&delivery.endpoint).await {
-            service.delivery_attempt(delivery.id, false, true, None, Some(&why)).await.map_err(failure)?;
-            tracing::warn!(delivery = %delivery.id, endpoint = %delivery.endpoint, %why, "notification refused");
-            return Ok(());
-        }
-    let timestamp = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    if !settings.notify_allow_private
+        && webhook.is_some()
+        && let Err(why) = public_endpoint(&delivery.endpoint).await
+    {
+        service
+            .delivery_attempt(delivery.id, false, true, None, Some(&why))
+            .await
+            .map_err(failure)?;
+        tracing::warn!(delivery = %delivery.id, endpoint = %delivery.endpoint, %why, "notification refused");
+        return Ok(());
+    }
+    let timestamp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let result = http
         .post(&delivery.endpoint)
         .header("content-type", "application/json")
@@ -169,7 +204,11 @@ pub async fn deliver(
         .await;
     let (ok, status, error) = match result {
         Ok(r) if r.status().is_success() => (true, Some(i32::from(r.status().as_u16())), None),
-        Ok(r) => (false, Some(i32::from(r.status().as_u16())), Some(format!("HTTP {}", r.status()))),
+        Ok(r) => (
+            false,
+            Some(i32::from(r.status().as_u16())),
+            Some(format!("HTTP {}", r.status())),
+        ),
         Err(e) => (false, None, Some(e.to_string())),
     };
     let last = job.attempt >= settings.notify_max_attempts;
@@ -181,7 +220,13 @@ pub async fn deliver(
         let delay = settings.notify_backoff() * 2u32.saturating_pow(job.attempt - 1);
         service
             .jobs()
-            .deliver_notification(DeliverNotification { delivery_id: delivery.id, attempt: job.attempt + 1 }, Some(delay))
+            .deliver_notification(
+                DeliverNotification {
+                    delivery_id: delivery.id,
+                    attempt: job.attempt + 1,
+                },
+                Some(delay),
+            )
             .await
             .map_err(|e| JobFailure::Retry(e.to_string()))?;
     }
@@ -197,15 +242,24 @@ pub async fn public_endpoint(endpoint: &str) -> Result<(), String> {
     let url = reqwest::Url::parse(endpoint).map_err(|e| format!("invalid URL: {e}"))?;
     let host = url.host_str().ok_or("the URL has no host")?.to_owned();
     let port = url.port_or_known_default().unwrap_or(443);
-    let addrs = tokio::net::lookup_host((host.as_str(), port)).await.map_err(|e| format!("cannot resolve {host}: {e}"))?;
+    let addrs = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?;
     for addr in addrs {
         let ip = addr.ip();
         let internal = match ip {
             std::net::IpAddr::V4(v4) => {
-                v4.is_loopback() || v4.is_private() || v4.is_link_local() || v4.is_unspecified() || v4.is_broadcast()
+                v4.is_loopback()
+                    || v4.is_private()
+                    || v4.is_link_local()
+                    || v4.is_unspecified()
+                    || v4.is_broadcast()
             }
             std::net::IpAddr::V6(v6) => {
-                v6.is_loopback() || v6.is_unspecified() || (v6.segments()[0] & 0xfe00) == 0xfc00 || (v6.segments()[0] & 0xffc0) == 0xfe80
+                v6.is_loopback()
+                    || v6.is_unspecified()
+                    || (v6.segments()[0] & 0xfe00) == 0xfc00
+                    || (v6.segments()[0] & 0xffc0) == 0xfe80
             }
         };
         if internal {
@@ -228,7 +282,12 @@ pub fn http_client() -> reqwest::Client {
 mod tests {
     #[tokio::test]
     async fn internal_endpoints_are_refused() {
-        for url in ["http://127.0.0.1:9/x", "http://10.0.0.1/x", "http://[::1]/x", "http://169.254.169.254/latest"] {
+        for url in [
+            "http://127.0.0.1:9/x",
+            "http://10.0.0.1/x",
+            "http://[::1]/x",
+            "http://169.254.169.254/latest",
+        ] {
             assert!(super::public_endpoint(url).await.is_err(), "{url}");
         }
         assert!(super::public_endpoint("not a url").await.is_err());

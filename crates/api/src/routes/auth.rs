@@ -22,21 +22,41 @@ pub enum Registered {
 #[OpenApi(tag = "Tag::Auth")]
 impl AuthApi {
     /// Create an account.
-    #[oai(path = "/api/auth/register", method = "post", operation_id = "register")]
-    async fn register(&self, svc: Data<&ChatService>, body: Json<RegisterRequest>) -> Result<Registered, ApiError> {
-        let user = svc.register(&body.username, &body.password, body.display_name.as_deref()).await?;
+    #[oai(
+        path = "/api/auth/register",
+        method = "post",
+        operation_id = "register"
+    )]
+    async fn register(
+        &self,
+        svc: Data<&ChatService>,
+        body: Json<RegisterRequest>,
+    ) -> Result<Registered, ApiError> {
+        let user = svc
+            .register(&body.username, &body.password, body.display_name.as_deref())
+            .await?;
         Ok(Registered::Created(Json(user.into())))
     }
 
     /// Log in: exchange a username and password for an access and a refresh token.
     #[oai(path = "/api/auth/login", method = "post", operation_id = "login")]
-    async fn login(&self, svc: Data<&ChatService>, body: Json<LoginRequest>) -> Result<Json<TokenPair>, ApiError> {
-        Ok(Json(svc.login(&body.username, &body.password).await?.into()))
+    async fn login(
+        &self,
+        svc: Data<&ChatService>,
+        body: Json<LoginRequest>,
+    ) -> Result<Json<TokenPair>, ApiError> {
+        Ok(Json(
+            svc.login(&body.username, &body.password).await?.into(),
+        ))
     }
 
     /// Trade a refresh token for new tokens. The refresh token is single-use.
     #[oai(path = "/api/auth/refresh", method = "post", operation_id = "refresh")]
-    async fn refresh(&self, svc: Data<&ChatService>, body: Json<RefreshRequest>) -> Result<Json<TokenPair>, ApiError> {
+    async fn refresh(
+        &self,
+        svc: Data<&ChatService>,
+        body: Json<RefreshRequest>,
+    ) -> Result<Json<TokenPair>, ApiError> {
         Ok(Json(svc.refresh(&body.refresh_token).await?.into()))
     }
 
@@ -77,11 +97,28 @@ impl UsersApi {
     }
 
     /// Whether a user is online: yourself, or someone you share a conversation with.
-    #[oai(path = "/api/users/:id/presence", method = "get", operation_id = "user_presence")]
-    async fn presence(&self, svc: Data<&ChatService>, auth: Auth, id: Path<uuid::Uuid>) -> Result<Json<Presence>, ApiError> {
+    #[oai(
+        path = "/api/users/:id/presence",
+        method = "get",
+        operation_id = "user_presence"
+    )]
+    async fn presence(
+        &self,
+        svc: Data<&ChatService>,
+        auth: Auth,
+        id: Path<uuid::Uuid>,
+    ) -> Result<Json<Presence>, ApiError> {
         let caller = auth.caller(&svc).await?;
-        let answer = svc.presence(&caller, &[chat_domain::UserId::from(id.0)]).await?;
-        let (user, online) = answer.into_iter().next().ok_or(chat_service::ServiceError::NotFound("user"))?;
-        Ok(Json(Presence { user_id: user.as_uuid(), online }))
+        let answer = svc
+            .presence(&caller, &[chat_domain::UserId::from(id.0)])
+            .await?;
+        let (user, online) = answer
+            .into_iter()
+            .next()
+            .ok_or(chat_service::ServiceError::NotFound("user"))?;
+        Ok(Json(Presence {
+            user_id: user.as_uuid(),
+            online,
+        }))
     }
 }

@@ -12,8 +12,8 @@ use super::messages::render_page;
 use super::{Auth, NoContent, Tag};
 use crate::error::ApiError;
 use crate::models::{
-    Flag, FlagRequest, FlagState, Message, ModerationDecision, ModerationRecord, ModerationRequest, PinRequest,
-    PinnedMessage, SearchHit, Thread,
+    Flag, FlagRequest, FlagState, Message, ModerationDecision, ModerationRecord, ModerationRequest,
+    PinRequest, PinnedMessage, SearchHit, Thread,
 };
 
 pub struct ChannelsApi;
@@ -73,8 +73,17 @@ impl ChannelsApi {
     }
 
     /// The conversation's pinned messages, newest pin first.
-    #[oai(path = "/api/chat/conversations/:id/pins/", method = "get", operation_id = "list_pins")]
-    async fn pins(&self, svc: Data<&ChatService>, auth: Auth, id: Path<Uuid>) -> Result<Json<Vec<PinnedMessage>>, ApiError> {
+    #[oai(
+        path = "/api/chat/conversations/:id/pins/",
+        method = "get",
+        operation_id = "list_pins"
+    )]
+    async fn pins(
+        &self,
+        svc: Data<&ChatService>,
+        auth: Auth,
+        id: Path<Uuid>,
+    ) -> Result<Json<Vec<PinnedMessage>>, ApiError> {
         let caller = auth.caller(&svc).await?;
         let conversation = ConversationId::from(id.0);
         let pins = svc.pins(&caller, conversation).await?;
@@ -84,14 +93,28 @@ impl ChannelsApi {
         Ok(Json(
             meta.into_iter()
                 .zip(rendered)
-                .map(|(p, message)| PinnedMessage { message, pinned_by: p.pinned_by.map(|u| u.as_uuid()), pinned_at: p.pinned_at })
+                .map(|(p, message)| PinnedMessage {
+                    message,
+                    pinned_by: p.pinned_by.map(|u| u.as_uuid()),
+                    pinned_at: p.pinned_at,
+                })
                 .collect(),
         ))
     }
 
     /// Pin a message (moderators, admins and owners).
-    #[oai(path = "/api/chat/conversations/:id/pins/", method = "post", operation_id = "pin_message")]
-    async fn pin(&self, svc: Data<&ChatService>, auth: Auth, id: Path<Uuid>, body: Json<PinRequest>) -> Result<NoContent, ApiError> {
+    #[oai(
+        path = "/api/chat/conversations/:id/pins/",
+        method = "post",
+        operation_id = "pin_message"
+    )]
+    async fn pin(
+        &self,
+        svc: Data<&ChatService>,
+        auth: Auth,
+        id: Path<Uuid>,
+        body: Json<PinRequest>,
+    ) -> Result<NoContent, ApiError> {
         let caller = auth.caller(&svc).await?;
         let (c, m) = ids(id.0, body.message_id);
         svc.set_pinned(&caller, c, m, true).await?;
@@ -99,8 +122,18 @@ impl ChannelsApi {
     }
 
     /// Unpin a message (moderators, admins and owners).
-    #[oai(path = "/api/chat/conversations/:id/pins/:message_id/", method = "delete", operation_id = "unpin_message")]
-    async fn unpin(&self, svc: Data<&ChatService>, auth: Auth, id: Path<Uuid>, message_id: Path<Uuid>) -> Result<NoContent, ApiError> {
+    #[oai(
+        path = "/api/chat/conversations/:id/pins/:message_id/",
+        method = "delete",
+        operation_id = "unpin_message"
+    )]
+    async fn unpin(
+        &self,
+        svc: Data<&ChatService>,
+        auth: Auth,
+        id: Path<Uuid>,
+        message_id: Path<Uuid>,
+    ) -> Result<NoContent, ApiError> {
         let caller = auth.caller(&svc).await?;
         let (c, m) = ids(id.0, message_id.0);
         svc.set_pinned(&caller, c, m, false).await?;
@@ -108,7 +141,11 @@ impl ChannelsApi {
     }
 
     /// A message and its replies.
-    #[oai(path = "/api/chat/conversations/:id/messages/:message_id/thread/", method = "get", operation_id = "message_thread")]
+    #[oai(
+        path = "/api/chat/conversations/:id/messages/:message_id/thread/",
+        method = "get",
+        operation_id = "message_thread"
+    )]
     async fn thread(
         &self,
         svc: Data<&ChatService>,
@@ -122,17 +159,27 @@ impl ChannelsApi {
     ) -> Result<Json<Thread>, ApiError> {
         let caller = auth.caller(&svc).await?;
         let (c, m) = ids(id.0, message_id.0);
-        let (root, page) = svc.thread(&caller, c, m, after.0.unwrap_or(0), limit.0.unwrap_or(50)).await?;
+        let (root, page) = svc
+            .thread(&caller, c, m, after.0.unwrap_or(0), limit.0.unwrap_or(50))
+            .await?;
         let participants = svc.participants(&caller, c).await?;
         let mut all = vec![root];
         all.extend(page.messages);
         let mut rendered = render_page(&svc, &caller, all, &participants).await?;
         let root = rendered.remove(0);
-        Ok(Json(Thread { root, replies: rendered, has_more: page.has_more }))
+        Ok(Json(Thread {
+            root,
+            replies: rendered,
+            has_more: page.has_more,
+        }))
     }
 
     /// Flag a message for moderators, with a reason. Any participant, once per message.
-    #[oai(path = "/api/chat/conversations/:id/messages/:message_id/flags/", method = "post", operation_id = "flag_message")]
+    #[oai(
+        path = "/api/chat/conversations/:id/messages/:message_id/flags/",
+        method = "post",
+        operation_id = "flag_message"
+    )]
     async fn flag(
         &self,
         svc: Data<&ChatService>,
@@ -143,11 +190,17 @@ impl ChannelsApi {
     ) -> Result<Flagged, ApiError> {
         let caller = auth.caller(&svc).await?;
         let (c, m) = ids(id.0, message_id.0);
-        Ok(Flagged::Created(Json(svc.flag(&caller, c, m, &body.reason).await?.into())))
+        Ok(Flagged::Created(Json(
+            svc.flag(&caller, c, m, &body.reason).await?.into(),
+        )))
     }
 
     /// Flags to review (moderators, admins and owners).
-    #[oai(path = "/api/chat/conversations/:id/flags/", method = "get", operation_id = "list_flags")]
+    #[oai(
+        path = "/api/chat/conversations/:id/flags/",
+        method = "get",
+        operation_id = "list_flags"
+    )]
     async fn flags(
         &self,
         svc: Data<&ChatService>,
@@ -157,13 +210,19 @@ impl ChannelsApi {
         state: Query<Option<FlagState>>,
     ) -> Result<Json<Vec<Flag>>, ApiError> {
         let caller = auth.caller(&svc).await?;
-        let flags = svc.flags(&caller, ConversationId::from(id.0), state.0.map(Into::into)).await?;
+        let flags = svc
+            .flags(&caller, ConversationId::from(id.0), state.0.map(Into::into))
+            .await?;
         Ok(Json(flags.into_iter().map(Into::into).collect()))
     }
 
     /// Approve or hide a message (moderators, admins and owners). Hidden messages vanish
     /// from history, search and exports for everyone but moderators.
-    #[oai(path = "/api/chat/conversations/:id/messages/:message_id/moderation/", method = "post", operation_id = "moderate_message")]
+    #[oai(
+        path = "/api/chat/conversations/:id/messages/:message_id/moderation/",
+        method = "post",
+        operation_id = "moderate_message"
+    )]
     async fn moderate(
         &self,
         svc: Data<&ChatService>,
@@ -175,12 +234,18 @@ impl ChannelsApi {
         let caller = auth.caller(&svc).await?;
         let (c, m) = ids(id.0, message_id.0);
         let body = body.0;
-        let decision = svc.moderate(&caller, c, m, body.decision.into(), body.reason.as_deref()).await?;
+        let decision = svc
+            .moderate(&caller, c, m, body.decision.into(), body.reason.as_deref())
+            .await?;
         Ok(Json(decision.into()))
     }
 
     /// A message's flags and moderation decisions (moderators, admins and owners).
-    #[oai(path = "/api/chat/conversations/:id/messages/:message_id/moderation/", method = "get", operation_id = "moderation_record")]
+    #[oai(
+        path = "/api/chat/conversations/:id/messages/:message_id/moderation/",
+        method = "get",
+        operation_id = "moderation_record"
+    )]
     async fn moderation_record(
         &self,
         svc: Data<&ChatService>,
@@ -199,7 +264,11 @@ impl ChannelsApi {
 
     /// Search your conversations: words, "phrases" and -exclusions, accents and case
     /// folded, Portuguese and English stems; best matches first.
-    #[oai(path = "/api/chat/search", method = "get", operation_id = "search_messages")]
+    #[oai(
+        path = "/api/chat/search",
+        method = "get",
+        operation_id = "search_messages"
+    )]
     async fn search(
         &self,
         svc: Data<&ChatService>,
@@ -210,15 +279,22 @@ impl ChannelsApi {
         offset: Query<Option<i64>>,
     ) -> Result<Json<Vec<SearchHit>>, ApiError> {
         let caller = auth.caller(&svc).await?;
-        let hits = svc.search(&caller, &q.0, limit.0.unwrap_or(20), offset.0.unwrap_or(0)).await?;
+        let hits = svc
+            .search(&caller, &q.0, limit.0.unwrap_or(20), offset.0.unwrap_or(0))
+            .await?;
         let ids: Vec<MessageId> = hits.iter().map(|h| h.message.id).collect();
-        let reactions = if ids.is_empty() { Vec::new() } else { svc.reactions(&caller, &ids).await? };
+        let reactions = if ids.is_empty() {
+            Vec::new()
+        } else {
+            svc.reactions(&caller, &ids).await?
+        };
         Ok(Json(
             hits.into_iter()
                 .map(|h| SearchHit {
                     conversation_id: h.message.conversation_id.as_uuid(),
                     rank: h.rank,
-                    message: Message::with_recipient_statuses(h.message, Vec::new()).with_reactions(&reactions),
+                    message: Message::with_recipient_statuses(h.message, Vec::new())
+                        .with_reactions(&reactions),
                 })
                 .collect(),
         ))

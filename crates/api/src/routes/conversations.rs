@@ -12,8 +12,8 @@ use uuid::Uuid;
 use super::{Auth, NoContent, Tag};
 use crate::error::ApiError;
 use crate::models::{
-    parse_context_type, AddParticipantRequest, Conversation, ConversationInfo, CreateConversationRequest,
-    Participant, UpdateConversationRequest, UpdateParticipantRequest,
+    AddParticipantRequest, Conversation, ConversationInfo, CreateConversationRequest, Participant,
+    UpdateConversationRequest, UpdateParticipantRequest, parse_context_type,
 };
 
 pub struct ConversationsApi;
@@ -32,7 +32,11 @@ pub enum ConversationCreated {
 impl ConversationsApi {
     /// The caller's conversations, most recently active first, each with its last message
     /// and the caller's unread count.
-    #[oai(path = "/api/chat/conversations/", method = "get", operation_id = "list_conversations")]
+    #[oai(
+        path = "/api/chat/conversations/",
+        method = "get",
+        operation_id = "list_conversations"
+    )]
     async fn list(
         &self,
         svc: Data<&ChatService>,
@@ -47,7 +51,12 @@ impl ConversationsApi {
         offset: Query<Option<i64>>,
     ) -> Result<Json<Vec<Conversation>>, ApiError> {
         let caller = auth.caller(&svc).await?;
-        let context_type = context_type.0.as_deref().map(parse_context_type).transpose().map_err(chat_service::ServiceError::from)?;
+        let context_type = context_type
+            .0
+            .as_deref()
+            .map(parse_context_type)
+            .transpose()
+            .map_err(chat_service::ServiceError::from)?;
         let filter = ConversationFilter {
             only: None,
             context_type,
@@ -61,7 +70,11 @@ impl ConversationsApi {
 
     /// Create a direct conversation (exactly one other participant; creating it again
     /// returns the existing one) or a group (the caller becomes its owner).
-    #[oai(path = "/api/chat/conversations/", method = "post", operation_id = "create_conversation")]
+    #[oai(
+        path = "/api/chat/conversations/",
+        method = "post",
+        operation_id = "create_conversation"
+    )]
     async fn create(
         &self,
         svc: Data<&ChatService>,
@@ -70,7 +83,12 @@ impl ConversationsApi {
     ) -> Result<ConversationCreated, ApiError> {
         let caller = auth.caller(&svc).await?;
         let body = body.0;
-        let context_type = body.context_type.as_deref().map(parse_context_type).transpose().map_err(chat_service::ServiceError::from)?;
+        let context_type = body
+            .context_type
+            .as_deref()
+            .map(parse_context_type)
+            .transpose()
+            .map_err(chat_service::ServiceError::from)?;
         let request = CreateConversation {
             name: body.name.map(String::from),
             is_group: body.is_group,
@@ -87,14 +105,31 @@ impl ConversationsApi {
     }
 
     /// One of the caller's conversations.
-    #[oai(path = "/api/chat/conversations/:id/", method = "get", operation_id = "get_conversation")]
-    async fn get(&self, svc: Data<&ChatService>, auth: Auth, id: Path<Uuid>) -> Result<Json<Conversation>, ApiError> {
+    #[oai(
+        path = "/api/chat/conversations/:id/",
+        method = "get",
+        operation_id = "get_conversation"
+    )]
+    async fn get(
+        &self,
+        svc: Data<&ChatService>,
+        auth: Auth,
+        id: Path<Uuid>,
+    ) -> Result<Json<Conversation>, ApiError> {
         let caller = auth.caller(&svc).await?;
-        Ok(Json(svc.conversation(&caller, ConversationId::from(id.0)).await?.into()))
+        Ok(Json(
+            svc.conversation(&caller, ConversationId::from(id.0))
+                .await?
+                .into(),
+        ))
     }
 
     /// Rename a group or change its context (admins and owners).
-    #[oai(path = "/api/chat/conversations/:id/", method = "patch", operation_id = "update_conversation")]
+    #[oai(
+        path = "/api/chat/conversations/:id/",
+        method = "patch",
+        operation_id = "update_conversation"
+    )]
     async fn update(
         &self,
         svc: Data<&ChatService>,
@@ -106,22 +141,45 @@ impl ConversationsApi {
         let body = body.0;
         let changes = ConversationChanges {
             name: body.name.map(String::from),
-            context_type: body.context_type.as_deref().map(parse_context_type).transpose().map_err(chat_service::ServiceError::from)?,
+            context_type: body
+                .context_type
+                .as_deref()
+                .map(parse_context_type)
+                .transpose()
+                .map_err(chat_service::ServiceError::from)?,
             context_id: body.context_id.map(String::from),
         };
-        Ok(Json(svc.update_conversation(&caller, ConversationId::from(id.0), changes).await?.into()))
+        Ok(Json(
+            svc.update_conversation(&caller, ConversationId::from(id.0), changes)
+                .await?
+                .into(),
+        ))
     }
 
     /// Delete a group with all its messages (owners).
-    #[oai(path = "/api/chat/conversations/:id/", method = "delete", operation_id = "delete_conversation")]
-    async fn delete(&self, svc: Data<&ChatService>, auth: Auth, id: Path<Uuid>) -> Result<NoContent, ApiError> {
+    #[oai(
+        path = "/api/chat/conversations/:id/",
+        method = "delete",
+        operation_id = "delete_conversation"
+    )]
+    async fn delete(
+        &self,
+        svc: Data<&ChatService>,
+        auth: Auth,
+        id: Path<Uuid>,
+    ) -> Result<NoContent, ApiError> {
         let caller = auth.caller(&svc).await?;
-        svc.delete_conversation(&caller, ConversationId::from(id.0)).await?;
+        svc.delete_conversation(&caller, ConversationId::from(id.0))
+            .await?;
         Ok(NoContent::Done)
     }
 
     /// The participants of a conversation, with roles and watermarks.
-    #[oai(path = "/api/chat/conversations/:id/participants/", method = "get", operation_id = "list_participants")]
+    #[oai(
+        path = "/api/chat/conversations/:id/participants/",
+        method = "get",
+        operation_id = "list_participants"
+    )]
     async fn participants(
         &self,
         svc: Data<&ChatService>,
@@ -129,12 +187,18 @@ impl ConversationsApi {
         id: Path<Uuid>,
     ) -> Result<Json<Vec<Participant>>, ApiError> {
         let caller = auth.caller(&svc).await?;
-        let list = svc.participants(&caller, ConversationId::from(id.0)).await?;
+        let list = svc
+            .participants(&caller, ConversationId::from(id.0))
+            .await?;
         Ok(Json(list.into_iter().map(Into::into).collect()))
     }
 
     /// Add a user to a group (admins and owners; a role up to the caller's own).
-    #[oai(path = "/api/chat/conversations/:id/participants/", method = "post", operation_id = "add_participant")]
+    #[oai(
+        path = "/api/chat/conversations/:id/participants/",
+        method = "post",
+        operation_id = "add_participant"
+    )]
     async fn add_participant(
         &self,
         svc: Data<&ChatService>,
@@ -144,7 +208,12 @@ impl ConversationsApi {
     ) -> Result<ParticipantAdded, ApiError> {
         let caller = auth.caller(&svc).await?;
         let added = svc
-            .add_participant(&caller, ConversationId::from(id.0), UserId::from(body.user_id), body.role.map(Into::into))
+            .add_participant(
+                &caller,
+                ConversationId::from(id.0),
+                UserId::from(body.user_id),
+                body.role.map(Into::into),
+            )
             .await?;
         Ok(ParticipantAdded::Created(Json(added.into())))
     }
@@ -165,7 +234,12 @@ impl ConversationsApi {
     ) -> Result<Json<Participant>, ApiError> {
         let caller = auth.caller(&svc).await?;
         let p = svc
-            .change_role(&caller, ConversationId::from(id.0), UserId::from(user_id.0), body.role.into())
+            .change_role(
+                &caller,
+                ConversationId::from(id.0),
+                UserId::from(user_id.0),
+                body.role.into(),
+            )
             .await?;
         Ok(Json(p.into()))
     }
@@ -184,7 +258,8 @@ impl ConversationsApi {
         user_id: Path<Uuid>,
     ) -> Result<NoContent, ApiError> {
         let caller = auth.caller(&svc).await?;
-        svc.remove_participant(&caller, ConversationId::from(id.0), UserId::from(user_id.0)).await?;
+        svc.remove_participant(&caller, ConversationId::from(id.0), UserId::from(user_id.0))
+            .await?;
         Ok(NoContent::Done)
     }
 }

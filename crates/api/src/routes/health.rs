@@ -25,19 +25,37 @@ impl HealthApi {
     /// Liveness: the process is up.
     #[oai(path = "/healthz", method = "get", operation_id = "healthz")]
     async fn healthz(&self) -> Json<Health> {
-        Json(Health { status: "ok".into(), postgres: None, redis: None })
+        Json(Health {
+            status: "ok".into(),
+            postgres: None,
+            redis: None,
+        })
     }
 
     /// Readiness: PostgreSQL and Redis both answer.
     #[oai(path = "/readyz", method = "get", operation_id = "readyz")]
     async fn readyz(&self, svc: Data<&ChatService>) -> Readiness {
         let (pg, redis) = tokio::join!(svc.store().ping(), svc.bus().ping());
-        let describe = |ok: bool| if ok { "ok".to_owned() } else { "unavailable".to_owned() };
+        let describe = |ok: bool| {
+            if ok {
+                "ok".to_owned()
+            } else {
+                "unavailable".to_owned()
+            }
+        };
         let health = Health {
-            status: if pg.is_ok() && redis.is_ok() { "ok".into() } else { "degraded".into() },
+            status: if pg.is_ok() && redis.is_ok() {
+                "ok".into()
+            } else {
+                "degraded".into()
+            },
             postgres: Some(describe(pg.is_ok())),
             redis: Some(describe(redis.is_ok())),
         };
-        if pg.is_ok() && redis.is_ok() { Readiness::Ready(Json(health)) } else { Readiness::NotReady(Json(health)) }
+        if pg.is_ok() && redis.is_ok() {
+            Readiness::Ready(Json(health))
+        } else {
+            Readiness::NotReady(Json(health))
+        }
     }
 }

@@ -1,9 +1,9 @@
 //! `/api/chat/conversations/{conversation_pk}/messages/…`, statuses and watermarks.
 
-use chrono::{DateTime, Utc};
 use chat_domain::{AttachmentId, ConversationId, MessageId};
-use chat_service::messages::{SendMessage, DEFAULT_PAGE};
+use chat_service::messages::{DEFAULT_PAGE, SendMessage};
 use chat_service::{ChatService, HistoryQuery, Watermark};
+use chrono::{DateTime, Utc};
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
@@ -12,7 +12,9 @@ use uuid::Uuid;
 
 use super::{Auth, Tag};
 use crate::error::ApiError;
-use crate::models::{EditMessageRequest, Message, MessageStatuses, SendMessageRequest, WatermarkRequest, Watermarks};
+use crate::models::{
+    EditMessageRequest, Message, MessageStatuses, SendMessageRequest, WatermarkRequest, Watermarks,
+};
 
 pub struct MessagesApi;
 
@@ -75,9 +77,15 @@ pub async fn history_rendered(
         limit: window.limit.unwrap_or(DEFAULT_PAGE),
         include_hidden: false,
     };
-    let (page, participants) = svc.history(&caller, ConversationId::from(conversation), query).await?;
+    let (page, participants) = svc
+        .history(&caller, ConversationId::from(conversation), query)
+        .await?;
     // Reactions are looked up only for the messages that have some.
-    let reactions = if page.reacted.is_empty() { Vec::new() } else { svc.reactions(&caller, &page.reacted).await? };
+    let reactions = if page.reacted.is_empty() {
+        Vec::new()
+    } else {
+        svc.reactions(&caller, &page.reacted).await?
+    };
     let messages = page
         .messages
         .into_iter()
@@ -94,15 +102,26 @@ pub async fn render_page(
     participants: &[chat_domain::Participant],
 ) -> Result<Vec<Message>, ApiError> {
     let ids: Vec<MessageId> = messages.iter().map(|m| m.id).collect();
-    let reactions = if ids.is_empty() { Vec::new() } else { svc.reactions(caller, &ids).await? };
-    Ok(messages.into_iter().map(|m| Message::with_statuses(m, participants).with_reactions(&reactions)).collect())
+    let reactions = if ids.is_empty() {
+        Vec::new()
+    } else {
+        svc.reactions(caller, &ids).await?
+    };
+    Ok(messages
+        .into_iter()
+        .map(|m| Message::with_statuses(m, participants).with_reactions(&reactions))
+        .collect())
 }
 
 #[OpenApi(tag = "Tag::Messages")]
 impl MessagesApi {
     /// A page of history, keyset-paginated by seq. Without `before`/`after`: the newest
     /// page. `since`/`until` (RFC 3339) filter by creation time, inclusive.
-    #[oai(path = "/api/chat/conversations/:conversation_pk/messages/", method = "get", operation_id = "list_messages")]
+    #[oai(
+        path = "/api/chat/conversations/:conversation_pk/messages/",
+        method = "get",
+        operation_id = "list_messages"
+    )]
     #[allow(clippy::too_many_arguments)]
     async fn list(
         &self,
@@ -120,13 +139,23 @@ impl MessagesApi {
         /// Page size, 1–200 (default 50).
         limit: Query<Option<i64>>,
     ) -> Result<MessagePage, ApiError> {
-        let window = Window { before: before.0, after: after.0, since: since.0, until: until.0, limit: limit.0 };
+        let window = Window {
+            before: before.0,
+            after: after.0,
+            since: since.0,
+            until: until.0,
+            limit: limit.0,
+        };
         history_page(&svc, &auth, conversation_pk.0, window).await
     }
 
     /// Send a message. Answered only after it is committed, with its seq. A retry with the
     /// same `client_msg_id` returns the original (200) instead of sending twice.
-    #[oai(path = "/api/chat/conversations/:conversation_pk/messages/", method = "post", operation_id = "send_message")]
+    #[oai(
+        path = "/api/chat/conversations/:conversation_pk/messages/",
+        method = "post",
+        operation_id = "send_message"
+    )]
     async fn send(
         &self,
         svc: Data<&ChatService>,
@@ -141,16 +170,28 @@ impl MessagesApi {
             text: body.text.into(),
             client_msg_id: body.client_msg_id.map(String::from),
             reply_to: body.reply_to.map(MessageId::from),
-            attachments: body.attachments.into_iter().map(AttachmentId::from).collect(),
+            attachments: body
+                .attachments
+                .into_iter()
+                .map(AttachmentId::from)
+                .collect(),
         };
         let sent = svc.send_message(&caller, conversation, request).await?;
         let statuses = svc.recipient_statuses(&sent.message).await?;
         let message = Message::with_recipient_statuses(sent.message, statuses);
-        Ok(if sent.created { MessageSent::Created(Json(message)) } else { MessageSent::Existing(Json(message)) })
+        Ok(if sent.created {
+            MessageSent::Created(Json(message))
+        } else {
+            MessageSent::Existing(Json(message))
+        })
     }
 
     /// Edit your own message.
-    #[oai(path = "/api/chat/conversations/:conversation_pk/messages/:id/", method = "patch", operation_id = "edit_message")]
+    #[oai(
+        path = "/api/chat/conversations/:conversation_pk/messages/:id/",
+        method = "patch",
+        operation_id = "edit_message"
+    )]
     async fn edit(
         &self,
         svc: Data<&ChatService>,
@@ -161,14 +202,22 @@ impl MessagesApi {
     ) -> Result<Json<Message>, ApiError> {
         let caller = auth.caller(&svc).await?;
         let conversation = ConversationId::from(conversation_pk.0);
-        let edited = svc.edit_message(&caller, conversation, MessageId::from(id.0), &body.text).await?;
+        let edited = svc
+            .edit_message(&caller, conversation, MessageId::from(id.0), &body.text)
+            .await?;
         let statuses = svc.recipient_statuses(&edited).await?;
         let reactions = svc.reactions(&caller, &[edited.id]).await?;
-        Ok(Json(Message::with_recipient_statuses(edited, statuses).with_reactions(&reactions)))
+        Ok(Json(
+            Message::with_recipient_statuses(edited, statuses).with_reactions(&reactions),
+        ))
     }
 
     /// Delete a message: your own, or anyone's as a moderator. Its seq stays, its text goes.
-    #[oai(path = "/api/chat/conversations/:conversation_pk/messages/:id/", method = "delete", operation_id = "delete_message")]
+    #[oai(
+        path = "/api/chat/conversations/:conversation_pk/messages/:id/",
+        method = "delete",
+        operation_id = "delete_message"
+    )]
     async fn delete(
         &self,
         svc: Data<&ChatService>,
@@ -178,7 +227,9 @@ impl MessagesApi {
     ) -> Result<Json<Message>, ApiError> {
         let caller = auth.caller(&svc).await?;
         let conversation = ConversationId::from(conversation_pk.0);
-        let deleted = svc.delete_message(&caller, conversation, MessageId::from(id.0)).await?;
+        let deleted = svc
+            .delete_message(&caller, conversation, MessageId::from(id.0))
+            .await?;
         let statuses = svc.recipient_statuses(&deleted).await?;
         Ok(Json(Message::with_recipient_statuses(deleted, statuses)))
     }
@@ -197,8 +248,13 @@ impl MessagesApi {
         id: Path<Uuid>,
     ) -> Result<Json<MessageStatuses>, ApiError> {
         let caller = auth.caller(&svc).await?;
-        let (message, statuses) =
-            svc.message_statuses(&caller, ConversationId::from(conversation_pk.0), MessageId::from(id.0)).await?;
+        let (message, statuses) = svc
+            .message_statuses(
+                &caller,
+                ConversationId::from(conversation_pk.0),
+                MessageId::from(id.0),
+            )
+            .await?;
         Ok(Json(MessageStatuses {
             message_id: message.id.as_uuid(),
             seq: message.seq,
@@ -207,7 +263,11 @@ impl MessagesApi {
     }
 
     /// Mark everything up to `seq` as read (also delivered). Never moves backwards.
-    #[oai(path = "/api/chat/conversations/:id/read", method = "post", operation_id = "mark_read")]
+    #[oai(
+        path = "/api/chat/conversations/:id/read",
+        method = "post",
+        operation_id = "mark_read"
+    )]
     async fn read(
         &self,
         svc: Data<&ChatService>,
@@ -219,7 +279,11 @@ impl MessagesApi {
     }
 
     /// Mark everything up to `seq` as delivered to one of your devices.
-    #[oai(path = "/api/chat/conversations/:id/delivered", method = "post", operation_id = "mark_delivered")]
+    #[oai(
+        path = "/api/chat/conversations/:id/delivered",
+        method = "post",
+        operation_id = "mark_delivered"
+    )]
     async fn delivered(
         &self,
         svc: Data<&ChatService>,
@@ -239,6 +303,11 @@ async fn mark(
     seq: i64,
 ) -> Result<Json<Watermarks>, ApiError> {
     let caller = auth.caller(svc).await?;
-    let moved = svc.advance_watermark(&caller, ConversationId::from(conversation), which, seq).await?;
-    Ok(Json(Watermarks { last_delivered_seq: moved.delivered, last_read_seq: moved.read }))
+    let moved = svc
+        .advance_watermark(&caller, ConversationId::from(conversation), which, seq)
+        .await?;
+    Ok(Json(Watermarks {
+        last_delivered_seq: moved.delivered,
+        last_read_seq: moved.read,
+    }))
 }

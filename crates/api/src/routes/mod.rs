@@ -40,7 +40,12 @@ pub struct BearerToken(Bearer);
 /// Requests that change something must also carry the header `X-Requested-With`, which a
 /// page of another site cannot add (cross-site request forgery).
 #[derive(SecurityScheme)]
-#[oai(ty = "api_key", key_name = "chat_token", key_in = "cookie", checker = "session_cookie_guard")]
+#[oai(
+    ty = "api_key",
+    key_name = "chat_token",
+    key_in = "cookie",
+    checker = "session_cookie_guard"
+)]
 pub struct SessionCookie(String);
 
 /// Header that cookie-authenticated writes must carry.
@@ -51,12 +56,17 @@ pub fn require_csrf_header(req: &poem::Request) -> Result<(), ApiError> {
     if req.headers().contains_key(CSRF_HEADER) {
         Ok(())
     } else {
-        Err(ApiError::forbidden("requests with the session cookie must carry the X-Requested-With header"))
+        Err(ApiError::forbidden(
+            "requests with the session cookie must carry the X-Requested-With header",
+        ))
     }
 }
 
 async fn session_cookie_guard(req: &poem::Request, cookie: ApiKey) -> poem::Result<String> {
-    let safe = matches!(*req.method(), poem::http::Method::GET | poem::http::Method::HEAD);
+    let safe = matches!(
+        *req.method(),
+        poem::http::Method::GET | poem::http::Method::HEAD
+    );
     if !safe {
         require_csrf_header(req)?;
     }

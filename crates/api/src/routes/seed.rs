@@ -1,20 +1,20 @@
 //! The seed-002 ("Hubx") surface: `/api/chat/channels/…` with Portuguese field names, as
 //! thin aliases over the same service calls as the canonical API.
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use chat_domain::{ConversationId, UserId, ValidationError};
 use chat_service::conversations::CreateConversation;
 use chat_service::{ChatService, ConversationFilter, ServiceError};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use uuid::Uuid;
 
-use super::messages::{history_rendered, Window};
+use super::messages::{Window, history_rendered};
 use super::{Auth, Tag};
 use crate::error::ApiError;
-use crate::models::{parse_context_type, Conversation, Message, Text};
+use crate::models::{Conversation, Message, Text, parse_context_type};
 
 pub struct SeedApi;
 
@@ -89,7 +89,11 @@ pub enum ChannelCreated {
 
 /// Reads a seed timestamp: RFC 3339, `YYYY-MM-DDTHH:MM:SS` (UTC), or `YYYY-MM-DD`
 /// (midnight UTC; for `ate`, the end of that day).
-fn parse_timestamp(field: &'static str, raw: &str, end_of_day: bool) -> Result<DateTime<Utc>, ValidationError> {
+fn parse_timestamp(
+    field: &'static str,
+    raw: &str,
+    end_of_day: bool,
+) -> Result<DateTime<Utc>, ValidationError> {
     let raw = raw.trim();
     if let Ok(t) = DateTime::parse_from_rfc3339(raw) {
         return Ok(t.with_timezone(&Utc));
@@ -98,20 +102,36 @@ fn parse_timestamp(field: &'static str, raw: &str, end_of_day: bool) -> Result<D
         return Ok(t.and_utc());
     }
     if let Ok(d) = NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
-        let t = if end_of_day { d.and_hms_milli_opt(23, 59, 59, 999) } else { d.and_hms_opt(0, 0, 0) };
+        let t = if end_of_day {
+            d.and_hms_milli_opt(23, 59, 59, 999)
+        } else {
+            d.and_hms_opt(0, 0, 0)
+        };
         if let Some(t) = t {
             return Ok(t.and_utc());
         }
     }
-    Err(ValidationError::new(field, "expected a date (YYYY-MM-DD) or an RFC 3339 timestamp"))
+    Err(ValidationError::new(
+        field,
+        "expected a date (YYYY-MM-DD) or an RFC 3339 timestamp",
+    ))
 }
 
 #[OpenApi(tag = "Tag::Conversations")]
 impl SeedApi {
     /// Seed 002: create a channel (`{"contexto_tipo": "privado", "titulo": "…"}`). The
     /// caller becomes its owner.
-    #[oai(path = "/api/chat/channels/", method = "post", operation_id = "seed_create_channel")]
-    async fn create(&self, svc: Data<&ChatService>, auth: Auth, body: Json<CreateChannelRequest>) -> Result<ChannelCreated, ApiError> {
+    #[oai(
+        path = "/api/chat/channels/",
+        method = "post",
+        operation_id = "seed_create_channel"
+    )]
+    async fn create(
+        &self,
+        svc: Data<&ChatService>,
+        auth: Auth,
+        body: Json<CreateChannelRequest>,
+    ) -> Result<ChannelCreated, ApiError> {
         let caller = auth.caller(&svc).await?;
         let body = body.0;
         let context_type = parse_context_type(&body.contexto_tipo).map_err(ServiceError::from)?;
@@ -127,7 +147,11 @@ impl SeedApi {
     }
 
     /// Seed 002: the caller's channels, optionally of one context.
-    #[oai(path = "/api/chat/channels/", method = "get", operation_id = "seed_list_channels")]
+    #[oai(
+        path = "/api/chat/channels/",
+        method = "get",
+        operation_id = "seed_list_channels"
+    )]
     async fn list(
         &self,
         svc: Data<&ChatService>,
@@ -136,14 +160,34 @@ impl SeedApi {
         contexto_id: Query<Option<String>>,
     ) -> Result<Json<Vec<Channel>>, ApiError> {
         let caller = auth.caller(&svc).await?;
-        let context_type = contexto_tipo.0.as_deref().map(parse_context_type).transpose().map_err(ServiceError::from)?;
-        let filter = ConversationFilter { context_type, context_id: contexto_id.0, limit: 200, ..Default::default() };
-        Ok(Json(svc.conversations(&caller, filter).await?.into_iter().map(Into::into).collect()))
+        let context_type = contexto_tipo
+            .0
+            .as_deref()
+            .map(parse_context_type)
+            .transpose()
+            .map_err(ServiceError::from)?;
+        let filter = ConversationFilter {
+            context_type,
+            context_id: contexto_id.0,
+            limit: 200,
+            ..Default::default()
+        };
+        Ok(Json(
+            svc.conversations(&caller, filter)
+                .await?
+                .into_iter()
+                .map(Into::into)
+                .collect(),
+        ))
     }
 
     /// Seed 002: a channel's messages, optionally `desde` (from) and `ate` (until) a
     /// date or time, inclusive; oldest first, at most `limit` (default 50, up to 200).
-    #[oai(path = "/api/chat/channels/:id/messages/", method = "get", operation_id = "seed_channel_messages")]
+    #[oai(
+        path = "/api/chat/channels/:id/messages/",
+        method = "get",
+        operation_id = "seed_channel_messages"
+    )]
     async fn messages(
         &self,
         svc: Data<&ChatService>,
@@ -155,12 +199,33 @@ impl SeedApi {
         after: Query<Option<i64>>,
         limit: Query<Option<i64>>,
     ) -> Result<Json<Vec<ChannelMessage>>, ApiError> {
-        let since = desde.0.as_deref().map(|d| parse_timestamp("desde", d, false)).transpose().map_err(ServiceError::from)?;
-        let until = ate.0.as_deref().map(|d| parse_timestamp("ate", d, true)).transpose().map_err(ServiceError::from)?;
+        let since = desde
+            .0
+            .as_deref()
+            .map(|d| parse_timestamp("desde", d, false))
+            .transpose()
+            .map_err(ServiceError::from)?;
+        let until = ate
+            .0
+            .as_deref()
+            .map(|d| parse_timestamp("ate", d, true))
+            .transpose()
+            .map_err(ServiceError::from)?;
         // With only `desde`, read forward from it; otherwise newest first like the canonical endpoint.
-        let after = after.0.or(if since.is_some() && before.0.is_none() { Some(0) } else { None });
-        let window = Window { before: before.0, after, since, until, limit: limit.0 };
-        let (messages, _) = history_rendered(&svc, &auth, ConversationId::from(id.0).as_uuid(), window).await?;
+        let after = after.0.or(if since.is_some() && before.0.is_none() {
+            Some(0)
+        } else {
+            None
+        });
+        let window = Window {
+            before: before.0,
+            after,
+            since,
+            until,
+            limit: limit.0,
+        };
+        let (messages, _) =
+            history_rendered(&svc, &auth, ConversationId::from(id.0).as_uuid(), window).await?;
         Ok(Json(messages.into_iter().map(Into::into).collect()))
     }
 }
@@ -176,7 +241,11 @@ pub enum ExportQueued {
 impl SeedExportApi {
     /// Seed 002: export a channel's history (`formato=csv|json`, optional `desde`/`ate`).
     /// Creates the export and answers 202; see `/api/chat/conversations/{id}/exports/{export_id}`.
-    #[oai(path = "/api/chat/channels/:id/export/", method = "get", operation_id = "seed_export_channel")]
+    #[oai(
+        path = "/api/chat/channels/:id/export/",
+        method = "get",
+        operation_id = "seed_export_channel"
+    )]
     async fn export(
         &self,
         svc: Data<&ChatService>,
@@ -190,11 +259,29 @@ impl SeedExportApi {
         let format = match formato.0.as_deref().unwrap_or("json") {
             "json" => chat_domain::ExportFormat::Json,
             "csv" => chat_domain::ExportFormat::Csv,
-            _ => return Err(ServiceError::from(ValidationError::new("formato", "must be csv or json")).into()),
+            _ => {
+                return Err(ServiceError::from(ValidationError::new(
+                    "formato",
+                    "must be csv or json",
+                ))
+                .into());
+            }
         };
-        let since = desde.0.as_deref().map(|d| parse_timestamp("desde", d, false)).transpose().map_err(ServiceError::from)?;
-        let until = ate.0.as_deref().map(|d| parse_timestamp("ate", d, true)).transpose().map_err(ServiceError::from)?;
-        let export = svc.request_export(&caller, ConversationId::from(id.0), format, since, until).await?;
+        let since = desde
+            .0
+            .as_deref()
+            .map(|d| parse_timestamp("desde", d, false))
+            .transpose()
+            .map_err(ServiceError::from)?;
+        let until = ate
+            .0
+            .as_deref()
+            .map(|d| parse_timestamp("ate", d, true))
+            .transpose()
+            .map_err(ServiceError::from)?;
+        let export = svc
+            .request_export(&caller, ConversationId::from(id.0), format, since, until)
+            .await?;
         Ok(ExportQueued::Accepted(Json(export.into())))
     }
 }
@@ -209,7 +296,10 @@ mod tests {
     fn seed_timestamps() {
         assert!(parse_timestamp("desde", "2026-01-02", false).is_ok());
         assert_eq!(
-            parse_timestamp("ate", "2026-01-02", true).map(|t| t.to_rfc3339()).ok().as_deref(),
+            parse_timestamp("ate", "2026-01-02", true)
+                .map(|t| t.to_rfc3339())
+                .ok()
+                .as_deref(),
             Some("2026-01-02T23:59:59.999+00:00")
         );
         assert!(parse_timestamp("desde", "2026-01-02T10:00:00Z", false).is_ok());

@@ -7,13 +7,13 @@
 
 use chat_service::auth::Tokens;
 use chat_service::{ChatService, ServiceError};
-use poem::web::cookie::{Cookie, CookieJar, SameSite};
-use poem::web::Data;
 use poem::Request;
+use poem::web::Data;
+use poem::web::cookie::{Cookie, CookieJar, SameSite};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi};
 
-use super::{require_csrf_header, Auth, Tag};
+use super::{Auth, Tag, require_csrf_header};
 use crate::error::ApiError;
 use crate::models::{LoginRequest, Session, SessionState};
 use crate::web::WebSettings;
@@ -38,7 +38,11 @@ impl SessionApi {
     /// Web client login: like `/api/auth/login`, but the tokens are set as `HttpOnly`
     /// cookies (`chat_token`, `chat_refresh`) instead of being returned. Needs the
     /// `X-Requested-With` header.
-    #[oai(path = "/api/auth/session", method = "post", operation_id = "open_session")]
+    #[oai(
+        path = "/api/auth/session",
+        method = "post",
+        operation_id = "open_session"
+    )]
     async fn open(
         &self,
         req: &Request,
@@ -55,8 +59,16 @@ impl SessionApi {
     /// The web client's session, if any: the signed-in user when the access cookie is
     /// valid; otherwise no user, and whether a refresh cookie is there to try
     /// `/api/auth/session/refresh` with. Never a 401, so a signed-out page loads cleanly.
-    #[oai(path = "/api/auth/session", method = "get", operation_id = "current_session")]
-    async fn current(&self, svc: Data<&ChatService>, jar: &CookieJar) -> Result<Json<SessionState>, ApiError> {
+    #[oai(
+        path = "/api/auth/session",
+        method = "get",
+        operation_id = "current_session"
+    )]
+    async fn current(
+        &self,
+        svc: Data<&ChatService>,
+        jar: &CookieJar,
+    ) -> Result<Json<SessionState>, ApiError> {
         let access = jar.get(ACCESS_COOKIE).map(|c| c.value_str().to_owned());
         let caller = match access {
             Some(token) => match svc.authenticate(&token).await {
@@ -70,13 +82,20 @@ impl SessionApi {
             Some(caller) => Some(svc.me(&caller).await?.into()),
             None => None,
         };
-        Ok(Json(SessionState { user, refreshable: jar.get(REFRESH_COOKIE).is_some() }))
+        Ok(Json(SessionState {
+            user,
+            refreshable: jar.get(REFRESH_COOKIE).is_some(),
+        }))
     }
 
     /// Web client refresh: trades the `chat_refresh` cookie for new cookies. Needs the
     /// `X-Requested-With` header. A missing, used or expired refresh cookie is a 401 and
     /// clears the cookies.
-    #[oai(path = "/api/auth/session/refresh", method = "post", operation_id = "refresh_session")]
+    #[oai(
+        path = "/api/auth/session/refresh",
+        method = "post",
+        operation_id = "refresh_session"
+    )]
     async fn refresh(
         &self,
         req: &Request,
@@ -101,7 +120,11 @@ impl SessionApi {
 
     /// Web client logout: ends the session (its tokens stop working at once) and clears
     /// the cookies.
-    #[oai(path = "/api/auth/session", method = "delete", operation_id = "close_session")]
+    #[oai(
+        path = "/api/auth/session",
+        method = "delete",
+        operation_id = "close_session"
+    )]
     async fn close(
         &self,
         svc: Data<&ChatService>,
@@ -116,11 +139,31 @@ impl SessionApi {
     }
 }
 
-async fn session(svc: &ChatService, web: &WebSettings, jar: &CookieJar, tokens: Tokens) -> Result<Json<Session>, ApiError> {
+async fn session(
+    svc: &ChatService,
+    web: &WebSettings,
+    jar: &CookieJar,
+    tokens: Tokens,
+) -> Result<Json<Session>, ApiError> {
     let user = svc.me(&tokens.caller()).await?;
-    jar.add(cookie(web, ACCESS_COOKIE, &tokens.access_token, "/", tokens.expires_in));
-    jar.add(cookie(web, REFRESH_COOKIE, &tokens.refresh_token, REFRESH_PATH, tokens.refresh_expires_in));
-    Ok(Json(Session { user: user.into(), expires_in: tokens.expires_in }))
+    jar.add(cookie(
+        web,
+        ACCESS_COOKIE,
+        &tokens.access_token,
+        "/",
+        tokens.expires_in,
+    ));
+    jar.add(cookie(
+        web,
+        REFRESH_COOKIE,
+        &tokens.refresh_token,
+        REFRESH_PATH,
+        tokens.refresh_expires_in,
+    ));
+    Ok(Json(Session {
+        user: user.into(),
+        expires_in: tokens.expires_in,
+    }))
 }
 
 fn cookie(web: &WebSettings, name: &str, value: &str, path: &str, max_age_secs: u64) -> Cookie {
