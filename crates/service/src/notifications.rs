@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use chat_domain::{ConversationId, EventPayload, Message, MessageId, Participant, ValidationError};
+use chat_domain::{ConversationId, EventPayload, Message, MessageId, ValidationError};
 use chat_store::notifications::{Delivery, Webhook};
 
 use crate::{Caller, ChatService, ServiceError};
@@ -97,49 +97,20 @@ impl ChatService {
         Ok(self.store.webhooks_of(user).await?)
     }
 
-    /// For the worker: who must be notified of a message, and why.
-    pub async fn notification_targets(
+    /// For the worker: a message as its `message.created` event carries it (mentions
+    /// included), for `NotifyMessage` jobs queued by older versions.
+    pub async fn message_to_notify(
         &self,
         conversation: ConversationId,
         id: MessageId,
-    ) -> Result<Option<(Message, Vec<(Participant, Reason)>)>, ServiceError> {
+    ) -> Result<Option<Message>, ServiceError> {
         let Some(message) = self.store.message(conversation, id).await? else {
             return Ok(None);
         };
-        if message.deleted_at.is_some()
-            || message.moderation == chat_domain::ModerationState::Hidden
-        {
-            return Ok(None);
-        }
         let mut messages = [message];
         self.store.load_mentions(&mut messages).await?;
         let [message] = messages;
-        let candidates: Vec<Participant> = self
-            .store
-            .participants(conversation)
-            .await?
-            .into_iter()
-            .filter(|p| Some(p.user_id) != message.sender_id && !p.muted)
-            .collect();
-        let ids: Vec<_> = candidates.iter().map(|p| p.user_id).collect();
-        let online = self.bus.presence_of(&ids).await.map_err(|e| {
-            tracing::warn!(error = %e, "presence unavailable");
-            ServiceError::Unavailable
-        })?;
-        let targets = candidates
-            .into_iter()
-            .zip(online)
-            .filter_map(|(p, (_, is_online))| {
-                if message.mentions.contains(&p.user_id) {
-                    Some((p, Reason::Mention))
-                } else if !is_online {
-                    Some((p, Reason::Offline))
-                } else {
-                    None
-                }
-            })
-            .collect();
-        Ok(Some((message, targets)))
+        Ok(Some(message))
     }
 
     /// For the worker: who must be notified of each of a batch of new messages (as their

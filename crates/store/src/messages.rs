@@ -306,6 +306,8 @@ impl Store {
             } else if let Some(stored) = new
                 .client_msg_id
                 .as_ref()
+                // Only a rerun looked keys up: skip the key copy otherwise.
+                .filter(|_| !stored_keys.is_empty())
                 .and_then(|k| stored_keys.get(&(new.sender_id, k.clone())))
             {
                 Outcome::Stored(Box::new(stored.clone()))

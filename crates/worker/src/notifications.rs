@@ -30,22 +30,39 @@ pub fn signature(secret: &str, timestamp: u64, body: &[u8]) -> String {
     )
 }
 
-/// Finds who must be notified of a message and queues one delivery per endpoint.
+/// Finds who must be notified of a message and queues one delivery per endpoint (the
+/// `NotifyMessage` jobs of older versions; new messages come through
+/// [`follow_new_messages`]).
 pub async fn fan_out(
     service: &ChatService,
     settings: &WorkerSettings,
     job: NotifyMessage,
 ) -> Result<(), JobFailure> {
     let conversation = ConversationId::from(job.conversation_id);
-    let Some((message, targets)) = service
-        .notification_targets(conversation, MessageId::from(job.message_id))
+    let id = MessageId::from(job.message_id);
+    match service
+        .message_to_notify(conversation, id)
         .await
         .map_err(failure)?
-    else {
-        return Ok(());
-    };
-    for (participant, reason) in targets {
-        notify(service, settings, message.id, participant.user_id, reason).await?;
+    {
+        Some(message) => notify_all(service, settings, &[message]).await,
+        None => Ok(()),
+    }
+}
+
+/// Decides who must be notified of these messages, in bulk, and notifies them.
+async fn notify_all(
+    service: &ChatService,
+    settings: &WorkerSettings,
+    messages: &[chat_domain::Message],
+) -> Result<(), JobFailure> {
+    let everyone = settings.notify_webhook_url.is_some();
+    let targets = service
+        .notification_targets_of(messages, everyone)
+        .await
+        .map_err(failure)?;
+    for (message, user, reason) in targets {
+        notify(service, settings, message, user, reason).await?;
     }
     Ok(())
 }
@@ -102,7 +119,6 @@ pub async fn follow_new_messages(service: ChatService, settings: WorkerSettings,
             }
         }
     };
-    let everyone = settings.notify_webhook_url.is_some();
     loop {
         let (messages, taken) = match feed.next().await {
             Ok(batch) => batch,
@@ -111,17 +127,7 @@ pub async fn follow_new_messages(service: ChatService, settings: WorkerSettings,
                 continue;
             }
         };
-        let handled = async {
-            let targets = service
-                .notification_targets_of(&messages, everyone)
-                .await
-                .map_err(failure)?;
-            for (message, user, reason) in targets {
-                notify(&service, &settings, message, user, reason).await?;
-            }
-            Ok::<_, JobFailure>(())
-        };
-        match handled.await {
+        match notify_all(&service, &settings, &messages).await {
             // Left pending otherwise: taken over again after the reclaim delay.
             Ok(()) => {
                 if let Err(e) = feed.done(taken).await {
