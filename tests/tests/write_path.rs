@@ -306,6 +306,18 @@ async fn a_socket_pipelines_its_sends_and_gets_acks_with_their_keys_in_order() {
         assert_eq!(ack["seq"], expected_seq, "k{i}");
         expected_seq += 1;
     }
+    // The gateway's counters tell what its writer did: 29 new messages in at most 30
+    // batches (the bad one was refused inside its batch).
+    let stats: Value = reqwest::get(gateway.url("/stats").replacen("ws://", "http://", 1))
+        .await
+        .expect("stats")
+        .json()
+        .await
+        .expect("stats json");
+    assert_eq!(stats["messages_persisted"], 29, "{stats}");
+    assert_eq!(stats["write_batch_messages"], 30, "{stats}");
+    let batches = stats["write_batches"].as_u64().expect("write_batches");
+    assert!((1..=30).contains(&batches), "{stats}");
 }
 
 /// Collects the events of some types a socket receives until `done` says so.
