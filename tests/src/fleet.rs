@@ -76,7 +76,7 @@ impl Gateway {
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .kill_on_drop(true);
-        for (k, v) in extra_env {
+        for (k, v) in crate::LIMIT_ENV.iter().chain(extra_env) {
             cmd.env(k, v);
         }
         let child = cmd.spawn().context("starting chat-gateway")?;
@@ -364,6 +364,9 @@ impl Worker {
             .stderr(Stdio::inherit())
             .kill_on_drop(true);
         for (k, v) in s3_env(settings) {
+            cmd.env(k, v);
+        }
+        for (k, v) in crate::LIMIT_ENV {
             cmd.env(k, v);
         }
         // Last, so that they win over the defaults above.

@@ -144,8 +144,36 @@ pub async fn test_settings() -> anyhow::Result<ServiceSettings> {
             s3_path_style: true,
             signed_url_ttl_secs: 60,
         },
+        limits: generous_limits(),
     })
 }
+
+/// A rate no test reaches: tests create many users and send quickly from one address.
+/// Tests of the limits themselves set their own.
+pub const GENEROUS_RATE: &str = "100000/s";
+
+/// Limits no test reaches (see [`GENEROUS_RATE`]); the same as [`LIMIT_ENV`] gives child
+/// processes.
+pub fn generous_limits() -> chat_service::LimitSettings {
+    let rate = || chat_bus::Rate::parse(GENEROUS_RATE).expect("a valid rate");
+    chat_service::LimitSettings {
+        login_per_address: rate(),
+        login_per_account: rate(),
+        register_per_address: rate(),
+        requests_per_user: rate(),
+        sends_per_user: rate(),
+        password_hash_threads: 0,
+    }
+}
+
+/// The environment that gives a child process [`generous_limits`].
+pub const LIMIT_ENV: &[(&str, &str)] = &[
+    ("CHAT_LIMIT_LOGIN_PER_ADDRESS", GENEROUS_RATE),
+    ("CHAT_LIMIT_LOGIN_PER_ACCOUNT", GENEROUS_RATE),
+    ("CHAT_LIMIT_REGISTER_PER_ADDRESS", GENEROUS_RATE),
+    ("CHAT_LIMIT_REQUESTS_PER_USER", GENEROUS_RATE),
+    ("CHAT_LIMIT_SENDS_PER_USER", GENEROUS_RATE),
+];
 
 /// The repository's `web/` directory.
 pub fn web_root() -> std::path::PathBuf {
@@ -159,6 +187,7 @@ pub fn web_settings(gateways: Vec<String>) -> chat_api::web::WebSettings {
         web_dir: web_root().join("dist"),
         gateways,
         secure_cookies: false,
+        trusted_proxies: Vec::new(),
     }
 }
 

@@ -50,6 +50,8 @@ pub struct Problem {
 #[error("{} {}", problem.status, problem.code)]
 pub struct ApiError {
     pub problem: Problem,
+    /// Seconds for the `Retry-After` header (429 and 503).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -63,6 +65,7 @@ impl ApiError {
                 code: code.to_owned(),
                 errors: Vec::new(),
             },
+            retry_after: None,
         }
     }
 
@@ -103,11 +106,20 @@ impl From<ServiceError> for ApiError {
             ServiceError::TooLarge { .. } => {
                 ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, code, err.to_string())
             }
-            ServiceError::Unavailable => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                code,
-                "a dependency is unavailable; retry later".to_owned(),
-            ),
+            ServiceError::RateLimited { retry_after } => {
+                let mut e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, code, err.to_string());
+                e.retry_after = Some(chat_service::limits::retry_after_secs(retry_after));
+                e
+            }
+            ServiceError::Unavailable => {
+                let mut e = ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    code,
+                    "a dependency is unavailable; retry later".to_owned(),
+                );
+                e.retry_after = Some(1);
+                e
+            }
             ServiceError::Internal(cause) => {
                 tracing::error!(%cause, "internal error");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, code, None)
@@ -122,10 +134,10 @@ impl IntoResponse for ApiError {
             .status(self.status())
             .content_type(PROBLEM_CONTENT_TYPE)
             .body(self.problem.to_json_string());
-        if self.problem.status == 503 {
+        if let Some(secs) = self.retry_after {
             response
                 .headers_mut()
-                .insert("retry-after", poem::http::HeaderValue::from_static("1"));
+                .insert("retry-after", poem::http::HeaderValue::from(secs));
         }
         response
     }
@@ -155,6 +167,10 @@ const DOCUMENTED: &[(u16, &str)] = &[
     (
         422,
         "Well-formed but invalid input; `errors` names the fields",
+    ),
+    (
+        429,
+        "Rate limited; nothing was done. `Retry-After` says when to try again",
     ),
     (503, "A dependency is down; retry later"),
 ];

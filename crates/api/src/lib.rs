@@ -9,6 +9,7 @@
 //! [`app`] builds the HTTP endpoint (also used by tests); [`serve`] runs it until a
 //! shutdown future resolves; [`openapi_json`] renders the spec committed in `openapi/`.
 
+pub mod client;
 pub mod error;
 pub mod metrics;
 pub mod models;

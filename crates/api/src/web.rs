@@ -29,6 +29,11 @@ pub struct WebSettings {
     /// Mark the session cookies `Secure` (serve the page over HTTPS when this is set).
     #[arg(long, env = "CHAT_SECURE_COOKIES", default_value_t = false)]
     pub secure_cookies: bool,
+    /// Reverse proxies in front of the API (addresses or CIDR ranges, comma-separated).
+    /// A request from one of them is counted, for rate limits, against the last address
+    /// it added to `X-Forwarded-For`; from anyone else the header is ignored.
+    #[arg(long, env = "CHAT_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Default for WebSettings {
@@ -37,6 +42,7 @@ impl Default for WebSettings {
             web_dir: "web/dist".into(),
             gateways: vec![":8081".into(), ":8082".into()],
             secure_cookies: false,
+            trusted_proxies: Vec::new(),
         }
     }
 }

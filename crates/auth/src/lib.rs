@@ -5,8 +5,13 @@
 //! - Refresh tokens are 256 random bits, shown to the client once; only their SHA-256 is
 //!   stored, and they rotate at every use.
 //!
+//! - Hashing runs on a small pool of its own threads ([`hasher`]), so that memory and
+//!   CPU stay bounded under a flood of logins.
+//!
 //! This crate does no I/O: storing sessions is the store's job, deciding when to check
 //! them is the service's.
+
+pub mod hasher;
 
 use std::time::Duration;
 

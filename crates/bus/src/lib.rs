@@ -16,6 +16,9 @@
 //! This crate knows nothing of HTTP, WebSockets or SQL.
 
 pub mod presence;
+pub mod throttle;
+
+pub use throttle::Rate;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -20,7 +20,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chat_domain::{ConversationId, Event, EventPayload, UserId};
 use chat_service::messages::SendMessage;
@@ -255,6 +255,18 @@ impl Connection {
             id,
             code: code.into(),
             message: message.into(),
+            retry_after_ms: None,
+        })
+        .await
+    }
+
+    /// The answer to a request that broke a rate limit.
+    async fn rate_limited(&mut self, id: Option<String>, wait: Duration) -> Result<(), Exit> {
+        self.frame(&ServerFrame::Error {
+            id,
+            code: codes::RATE_LIMITED.into(),
+            message: "too many requests; slow down".into(),
+            retry_after_ms: Some(wait.as_millis().max(1) as u64),
         })
         .await
     }
@@ -295,6 +307,14 @@ impl Connection {
     }
 
     async fn request(&mut self, frame: ClientFrame) -> Result<(), Exit> {
+        // Every frame counts, pings and resumes included: each costs a write, a resume
+        // database reads.
+        if let Err(not_until) = self.state.limiter.check_key(&self.caller.user_id) {
+            let wait = not_until.wait_time_from(governor::clock::Clock::now(
+                &governor::clock::DefaultClock::default(),
+            ));
+            return self.rate_limited(frame.id(), wait).await;
+        }
         let (id, conversation) = match &frame {
             ClientFrame::Ping { id } => {
                 return self.frame(&ServerFrame::Pong { id: id.clone() }).await;
@@ -343,11 +363,6 @@ impl Connection {
             Ok(c) => c,
             Err((code, message)) => return self.error(id, code, message).await,
         };
-        if self.state.limiter.check_key(&self.caller.user_id).is_err() {
-            return self
-                .error(id, codes::RATE_LIMITED, "too many requests; slow down")
-                .await;
-        }
         let service = &self.state.service;
         let caller = &self.caller;
         let result: Result<ServerFrame, ServiceError> = match frame {
@@ -432,6 +447,9 @@ impl Connection {
         };
         match result {
             Ok(frame) => self.frame(&frame).await,
+            Err(ServiceError::RateLimited { retry_after }) => {
+                self.rate_limited(id, retry_after).await
+            }
             Err(e) => {
                 let code = e.code();
                 self.error(id, code, e.to_string()).await
@@ -688,6 +706,10 @@ async fn ack_when_committed(
             id,
             code: e.code().into(),
             message: e.to_string(),
+            retry_after_ms: match e {
+                ServiceError::RateLimited { retry_after } => Some(retry_after.as_millis() as u64),
+                _ => None,
+            },
         },
     }
 }

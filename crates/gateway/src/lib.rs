@@ -69,6 +69,10 @@ pub struct GatewaySettings {
     /// Burst of requests allowed above the rate.
     #[arg(long, env = "CHAT_GATEWAY_RATE_BURST", default_value_t = 40)]
     pub rate_burst: u32,
+    /// Seconds between sweeps that forget the limiter state of users who have been quiet
+    /// long enough to be back at full burst (without them the map only grows).
+    #[arg(long, env = "CHAT_GATEWAY_LIMITER_SWEEP_SECS", default_value_t = 30)]
+    pub limiter_sweep_secs: u64,
     /// Seconds connections get to close at shutdown before the process exits.
     #[arg(long, env = "CHAT_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
@@ -163,6 +167,7 @@ pub async fn serve(
         next_connection: AtomicU64::new(1),
     });
     let fanout = tokio::spawn(fanout::run(reader, hub.clone(), drain_rx.clone()));
+    let sweeper = tokio::spawn(sweep_limiter(state.clone()));
     let metrics = metrics::GatewayMetrics::new(&hub);
     let app = Route::new()
         .at("/ws", get(ws_all))
@@ -194,6 +199,7 @@ pub async fn serve(
     };
     let (served, ()) = tokio::join!(server, drain);
     fanout.abort();
+    sweeper.abort();
     drop(metrics);
     served
 }
@@ -271,6 +277,18 @@ fn service_refusal(err: ServiceError) -> Response {
         ),
         ServiceError::NotFound(_) => {
             refuse(StatusCode::NOT_FOUND, "not_found", "conversation not found")
+        }
+        ServiceError::RateLimited { retry_after } => {
+            let mut response = refuse(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many requests; retry later",
+            );
+            response.headers_mut().insert(
+                "retry-after",
+                poem::http::HeaderValue::from(chat_service::limits::retry_after_secs(retry_after)),
+            );
+            response
         }
         ServiceError::Unavailable => refuse(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -529,6 +547,17 @@ fn healthz() -> Response {
         .body(r#"{"status":"ok"}"#)
 }
 
+/// Forgets, now and then, the users whose buckets are full again: keeping them changes
+/// no decision, and the map would otherwise hold every user the gateway ever saw.
+async fn sweep_limiter(state: Arc<GatewayState>) {
+    let every = Duration::from_secs(state.settings.limiter_sweep_secs.max(1));
+    loop {
+        tokio::time::sleep(every).await;
+        state.limiter.retain_recent();
+        state.limiter.shrink_to_fit();
+    }
+}
+
 /// This process's counters since it started (the load tool reads them around a run):
 /// group-commit batches, events, deliveries. Plain counters, no chat data.
 #[handler]
@@ -548,6 +577,7 @@ fn stats(state: Data<&Arc<GatewayState>>) -> Response {
         "deliveries": n(&hub.deliveries),
         "slow_consumers": n(&hub.slow_consumers),
         "connections": n(&hub.connections),
+        "limiter_users": state.limiter.len(),
     });
     Response::builder()
         .content_type("application/json")

@@ -85,6 +85,23 @@ fn yes() -> bool {
     true
 }
 
+impl ClientFrame {
+    /// The request id the client chose, echoed in the answer.
+    pub fn id(&self) -> Option<String> {
+        match self {
+            ClientFrame::Send { id, .. }
+            | ClientFrame::Edit { id, .. }
+            | ClientFrame::Delete { id, .. }
+            | ClientFrame::React { id, .. }
+            | ClientFrame::Typing { id, .. }
+            | ClientFrame::Read { id, .. }
+            | ClientFrame::Delivered { id, .. }
+            | ClientFrame::Resume { id, .. }
+            | ClientFrame::Ping { id } => id.clone(),
+        }
+    }
+}
+
 /// A frame from the gateway that is not a bus event.
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -121,6 +138,9 @@ pub enum ServerFrame {
         /// Stable code, see the AsyncAPI document.
         code: String,
         message: String,
+        /// For `rate_limited`: milliseconds until the request would be accepted.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
     },
     Pong {
         id: Option<String>,

@@ -1,8 +1,9 @@
 //! Accounts and sessions: register, login, refresh, logout, and checking access tokens.
 
-use chat_auth::{
-    dummy_hash, hash_password, new_refresh_token, refresh_token_hash, verify_password,
-};
+use std::net::IpAddr;
+
+use chat_auth::hasher::HasherBusy;
+use chat_auth::{dummy_hash, new_refresh_token, refresh_token_hash};
 use chat_domain::{SessionId, User, UserId, validate};
 use chrono::Utc;
 
@@ -31,13 +32,22 @@ impl Tokens {
     }
 }
 
+/// A full hashing queue: the caller should come back shortly (429, not a 5xx).
+fn hasher_busy(_: HasherBusy) -> ServiceError {
+    ServiceError::RateLimited {
+        retry_after: std::time::Duration::from_secs(1),
+    }
+}
+
 /// Most users returned by one search.
 pub const MAX_USER_SEARCH: i64 = 50;
 
 impl ChatService {
-    /// Creates an account. A taken username is a `username_taken` conflict.
+    /// Creates an account. A taken username is a `username_taken` conflict. `from` is the
+    /// client's address, for the registration limit.
     pub async fn register(
         &self,
+        from: IpAddr,
         username: &str,
         password: &str,
         display_name: Option<&str>,
@@ -48,9 +58,12 @@ impl ChatService {
             Some(name) => validate::display_name(name)?,
             None => username.clone(),
         };
-        let hash = tokio::task::spawn_blocking(move || hash_password(&password))
+        self.throttle_register(from).await?;
+        let hash = self
+            .hasher
+            .hash(password)
             .await
-            .map_err(|e| ServiceError::Internal(e.to_string()))?
+            .map_err(hasher_busy)?
             .map_err(|e| ServiceError::Internal(e.to_string()))?;
         match self
             .store
@@ -66,9 +79,21 @@ impl ChatService {
         }
     }
 
-    /// Checks a username and password and opens a session.
-    pub async fn login(&self, username: &str, password: &str) -> Result<Tokens, ServiceError> {
+    /// Checks a username and password and opens a session. Attempts are limited per
+    /// client address (`from`) and per account, before any hashing.
+    pub async fn login(
+        &self,
+        from: IpAddr,
+        username: &str,
+        password: &str,
+    ) -> Result<Tokens, ServiceError> {
         let username = username.trim().to_lowercase();
+        if username.is_empty() || username.len() > 64 || password.len() > 1024 {
+            // No such account can exist; answer as for a wrong password, without hashing
+            // (an unbounded password would be hashed at the attacker's chosen cost).
+            return Err(ServiceError::InvalidCredentials);
+        }
+        self.throttle_login(from, &username).await?;
         let credentials = self.store.credentials_by_username(&username).await?;
         let (hash, user) = match credentials {
             Some(c) => (c.password_hash, Some(c.user)),
@@ -77,9 +102,11 @@ impl ChatService {
             None => (dummy_hash().to_owned(), None),
         };
         let password = password.to_owned();
-        let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+        let ok = self
+            .hasher
+            .verify(password, hash)
             .await
-            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+            .map_err(hasher_busy)?;
         match user {
             Some(user) if ok => self.open_session(user.id).await,
             _ => Err(ServiceError::InvalidCredentials),

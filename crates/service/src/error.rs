@@ -26,6 +26,9 @@ pub enum ServiceError {
     /// The upload is larger than allowed; nothing was kept. (413)
     #[error("the file is larger than {limit} bytes")]
     TooLarge { limit: u64 },
+    /// Too many requests of this kind; nothing was done. Retry after the wait. (429)
+    #[error("too many requests; retry in {} s", crate::limits::retry_after_secs(*retry_after))]
+    RateLimited { retry_after: std::time::Duration },
     /// A dependency (PostgreSQL) is down; retrying later may succeed. (503)
     #[error("service temporarily unavailable")]
     Unavailable,
@@ -52,6 +55,7 @@ impl ServiceError {
             ServiceError::Forbidden(_) => "forbidden",
             ServiceError::Conflict { code, .. } => code,
             ServiceError::TooLarge { .. } => "payload_too_large",
+            ServiceError::RateLimited { .. } => "rate_limited",
             ServiceError::Unavailable => "unavailable",
             ServiceError::Internal(_) => "internal",
         }

@@ -21,6 +21,7 @@ pub mod channels;
 pub mod conversations;
 mod error;
 pub mod exports;
+pub mod limits;
 pub mod messages;
 pub mod notifications;
 pub mod participants;
@@ -40,6 +41,7 @@ pub use chat_store::conversations::{ConversationChanges, ConversationFilter};
 pub use chat_store::messages::{HistoryPage, HistoryQuery};
 pub use chat_store::participants::Watermark;
 pub use error::ServiceError;
+pub use limits::LimitSettings;
 pub use settings::ServiceSettings;
 pub use writer::WriterSettings;
 
@@ -60,6 +62,8 @@ pub struct ChatService {
     stats: Arc<Stats>,
     writer: writer::Writer,
     publisher: publisher::Publisher,
+    limits: Arc<limits::LimitSettings>,
+    hasher: chat_auth::hasher::PasswordHasher,
 }
 
 /// Object storage and the job queues, for files.
@@ -94,7 +98,13 @@ impl ChatService {
         keys: TokenKeys,
         files: Files,
         writing: WriterSettings,
+        limits: limits::LimitSettings,
     ) -> Self {
+        // Room for a few seconds of logins beyond those hashing; more are refused at once.
+        let hasher = match limits.password_hash_threads {
+            0 => chat_auth::hasher::PasswordHasher::per_core(256),
+            n => chat_auth::hasher::PasswordHasher::start(n, 256),
+        };
         let stats: Arc<Stats> = Arc::default();
         let publisher = publisher::Publisher::start(store.clone(), bus.clone(), stats.clone());
         let writer =
@@ -119,6 +129,8 @@ impl ChatService {
             stats,
             writer,
             publisher,
+            limits: Arc::new(limits),
+            hasher,
         }
     }
 

@@ -106,6 +106,8 @@ impl ChatService {
         if request.attachments.len() > 10 {
             return Err(ValidationError::new("attachments", "at most 10 files per message").into());
         }
+        // One budget for REST and every socket of the user, on every replica.
+        self.throttle_send(caller.user_id).await?;
         let kind = self
             .kind_for(caller, conversation, &request.attachments)
             .await?;

@@ -58,6 +58,8 @@ pub struct ServiceSettings {
     pub fault_exit_after_commit: bool,
     #[command(flatten)]
     pub storage: chat_storage::StorageSettings,
+    #[command(flatten)]
+    pub limits: crate::LimitSettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -113,7 +115,14 @@ impl ServiceSettings {
             max_batch: self.write_batch_max.max(1),
             exit_after_commit: self.fault_exit_after_commit,
         };
-        Ok(ChatService::new(store, bus, keys, files, writing))
+        Ok(ChatService::new(
+            store,
+            bus,
+            keys,
+            files,
+            writing,
+            self.limits.clone(),
+        ))
     }
 }
 

@@ -7,6 +7,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi};
 
 use super::{Auth, NoContent, Tag};
+use crate::client::client_address;
 use crate::error::ApiError;
 use crate::models::{LoginRequest, Presence, RefreshRequest, RegisterRequest, TokenPair, User};
 
@@ -29,11 +30,17 @@ impl AuthApi {
     )]
     async fn register(
         &self,
+        req: &poem::Request,
         svc: Data<&ChatService>,
         body: Json<RegisterRequest>,
     ) -> Result<Registered, ApiError> {
         let user = svc
-            .register(&body.username, &body.password, body.display_name.as_deref())
+            .register(
+                client_address(req),
+                &body.username,
+                &body.password,
+                body.display_name.as_deref(),
+            )
             .await?;
         Ok(Registered::Created(Json(user.into())))
     }
@@ -42,11 +49,14 @@ impl AuthApi {
     #[oai(path = "/api/auth/login", method = "post", operation_id = "login")]
     async fn login(
         &self,
+        req: &poem::Request,
         svc: Data<&ChatService>,
         body: Json<LoginRequest>,
     ) -> Result<Json<TokenPair>, ApiError> {
         Ok(Json(
-            svc.login(&body.username, &body.password).await?.into(),
+            svc.login(client_address(req), &body.username, &body.password)
+                .await?
+                .into(),
         ))
     }
 

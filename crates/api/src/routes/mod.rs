@@ -89,9 +89,12 @@ impl Auth {
         }
     }
 
-    /// The caller behind the token; expired or revoked tokens are refused.
+    /// The caller behind the token; expired or revoked tokens are refused. Counts the
+    /// call against the user's REST limit.
     pub async fn caller(&self, service: &ChatService) -> Result<Caller, ApiError> {
-        Ok(service.authenticate(self.token()).await?)
+        let caller = service.authenticate(self.token()).await?;
+        service.throttle_request(caller.user_id).await?;
+        Ok(caller)
     }
 }
 

@@ -14,6 +14,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi};
 
 use super::{Auth, Tag, require_csrf_header};
+use crate::client::client_address;
 use crate::error::ApiError;
 use crate::models::{LoginRequest, Session, SessionState};
 use crate::web::WebSettings;
@@ -52,7 +53,9 @@ impl SessionApi {
         body: Json<LoginRequest>,
     ) -> Result<Json<Session>, ApiError> {
         require_csrf_header(req)?;
-        let tokens = svc.login(&body.username, &body.password).await?;
+        let tokens = svc
+            .login(client_address(req), &body.username, &body.password)
+            .await?;
         session(&svc, &web, jar, tokens).await
     }
 
