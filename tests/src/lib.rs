@@ -130,6 +130,7 @@ pub async fn test_settings() -> anyhow::Result<ServiceSettings> {
         jwt_secret: JWT_SECRET.into(),
         access_token_ttl_secs: 900,
         refresh_token_ttl_secs: 3600,
+        session_max_age_secs: 7200,
         max_upload_bytes: 2 * 1024 * 1024,
         write_batch_max: 512,
         fault_exit_after_commit: false,

@@ -270,7 +270,7 @@ async fn bad_frames_get_errors_and_never_break_the_gateway() {
         &app.settings,
         &[
             ("CHAT_GATEWAY_RATE_PER_SEC", "5"),
-            ("CHAT_GATEWAY_RATE_BURST", "5"),
+            ("CHAT_GATEWAY_RATE_BURST", "12"),
         ],
     )
     .await
@@ -324,9 +324,10 @@ async fn bad_frames_get_errors_and_never_break_the_gateway() {
             _ => {}
         }
     }
-    // The burst of 5 was partly spent by the invalid send above.
+    // The burst of 12 was mostly spent by the frames above: every frame counts, refused
+    // and unparsable ones and pings included.
     assert!(
-        limited > 0 && acked >= 3,
+        limited > 0 && acked >= 2,
         "acked {acked}, limited {limited}"
     );
     let page = app

@@ -3,6 +3,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
+use chat_service::auth::Client;
 use poem::Request;
 
 use crate::web::WebSettings;
@@ -39,4 +40,25 @@ pub fn client_address(req: &Request) -> IpAddr {
         }
     }
     nearest
+}
+
+/// Longest `User-Agent` kept with a session.
+const MAX_USER_AGENT: usize = 256;
+
+/// The client of a login: its address, and its `User-Agent` (cut to a sane length).
+pub fn client_of(req: &Request) -> Client {
+    let user_agent = req
+        .headers()
+        .get(poem::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|ua| {
+            ua.chars()
+                .filter(|c| !c.is_control())
+                .take(MAX_USER_AGENT)
+                .collect()
+        });
+    Client {
+        address: client_address(req),
+        user_agent,
+    }
 }

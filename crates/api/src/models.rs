@@ -94,6 +94,31 @@ pub struct LoginRequest {
     pub password: Text,
 }
 
+/// One of the caller's live sessions (a login on some device).
+#[derive(Debug, Clone, Object)]
+pub struct SessionInfo {
+    pub id: Uuid,
+    pub created_at: DateTime<Utc>,
+    /// When its tokens were last refreshed (or, if never, when it was opened).
+    pub last_used_at: DateTime<Utc>,
+    /// When it ends unless refreshed before.
+    pub expires_at: DateTime<Utc>,
+    /// When it ends however often it is refreshed.
+    pub absolute_expires_at: DateTime<Utc>,
+    /// The `User-Agent` of the login, to tell devices apart.
+    #[oai(skip_serializing_if_is_none)]
+    pub user_agent: Option<String>,
+    /// Whether this is the session of the token making the request.
+    pub current: bool,
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct ChangePasswordRequest {
+    pub current_password: Text,
+    /// 8–128 characters.
+    pub new_password: Text,
+}
+
 /// A web session opened by `POST /api/auth/session`: the tokens are in `HttpOnly`
 /// cookies, out of the page's reach.
 #[derive(Debug, Clone, Object)]

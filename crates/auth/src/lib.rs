@@ -80,7 +80,10 @@ pub struct TokenKeys {
     decoding: DecodingKey,
     validation: Validation,
     pub access_ttl: Duration,
+    /// How long a refresh token lives unused; each refresh starts it again.
     pub refresh_ttl: Duration,
+    /// How long a session lives at most, however often it is refreshed.
+    pub session_max_age: Duration,
 }
 
 impl TokenKeys {
@@ -101,7 +104,15 @@ impl TokenKeys {
             validation,
             access_ttl,
             refresh_ttl,
+            // Refreshing alone never keeps a session past this; see `with_session_max_age`.
+            session_max_age: refresh_ttl.max(Duration::from_secs(90 * 24 * 3600)),
         })
+    }
+
+    /// Sets the absolute lifetime of sessions (at least the refresh token's lifetime).
+    pub fn with_session_max_age(mut self, max_age: Duration) -> Self {
+        self.session_max_age = max_age.max(self.refresh_ttl);
+        self
     }
 
     pub fn issue_access(&self, user: UserId, session: SessionId) -> Result<String, AuthError> {
@@ -115,6 +126,19 @@ impl TokenKeys {
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|_| AuthError::InvalidToken)
+    }
+
+    /// The claims of a token this server signed, even if it has expired: enough to know
+    /// which session to end at logout, never to grant access.
+    pub fn verify_signature_only(&self, token: &str) -> Result<Claims, AuthError> {
+        let mut validation = self.validation.clone();
+        validation.validate_exp = false;
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
+            .map_err(|_| AuthError::InvalidToken)?;
+        if data.claims.typ != "access" {
+            return Err(AuthError::InvalidToken);
+        }
+        Ok(data.claims)
     }
 
     pub fn verify_access(&self, token: &str) -> Result<Claims, AuthError> {
@@ -181,6 +205,29 @@ mod tests {
             .expect("keys");
         assert!(other.verify_access(&token).is_err());
         assert!(keys.verify_access("garbage").is_err());
+    }
+
+    #[test]
+    fn expired_tokens_name_their_session_but_grant_nothing() {
+        let keys =
+            TokenKeys::new(&[7u8; 32], Duration::ZERO, Duration::from_secs(60)).expect("keys");
+        let (user, session) = (UserId::new(), SessionId::new());
+        let claims = Claims {
+            sub: user,
+            sid: session,
+            iat: 0,
+            exp: 1,
+            typ: "access".into(),
+        };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &keys.encoding)
+            .expect("token");
+        assert!(keys.verify_access(&token).is_err());
+        assert_eq!(
+            keys.verify_signature_only(&token).expect("signed").sid,
+            session
+        );
+        let other = TokenKeys::new(&[8u8; 32], Duration::ZERO, Duration::ZERO).expect("keys");
+        assert!(other.verify_signature_only(&token).is_err());
     }
 
     #[test]

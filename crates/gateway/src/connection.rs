@@ -272,6 +272,16 @@ impl Connection {
     }
 
     async fn incoming(&mut self, message: Message) -> Result<(), Exit> {
+        // Every data frame counts, whatever it holds: garbage, pings and resumes cost a
+        // parse and a write (a resume, database reads too).
+        if matches!(message, Message::Text(_) | Message::Binary(_))
+            && let Err(not_until) = self.state.limiter.check_key(&self.caller.user_id)
+        {
+            let wait = not_until.wait_time_from(governor::clock::Clock::now(
+                &governor::clock::DefaultClock::default(),
+            ));
+            return self.rate_limited(None, wait).await;
+        }
         match message {
             Message::Text(text) => match parse_client_frame(&text) {
                 Ok(frame) => self.request(frame).await,
@@ -307,14 +317,6 @@ impl Connection {
     }
 
     async fn request(&mut self, frame: ClientFrame) -> Result<(), Exit> {
-        // Every frame counts, pings and resumes included: each costs a write, a resume
-        // database reads.
-        if let Err(not_until) = self.state.limiter.check_key(&self.caller.user_id) {
-            let wait = not_until.wait_time_from(governor::clock::Clock::now(
-                &governor::clock::DefaultClock::default(),
-            ));
-            return self.rate_limited(frame.id(), wait).await;
-        }
         let (id, conversation) = match &frame {
             ClientFrame::Ping { id } => {
                 return self.frame(&ServerFrame::Pong { id: id.clone() }).await;

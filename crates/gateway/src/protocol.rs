@@ -85,23 +85,6 @@ fn yes() -> bool {
     true
 }
 
-impl ClientFrame {
-    /// The request id the client chose, echoed in the answer.
-    pub fn id(&self) -> Option<String> {
-        match self {
-            ClientFrame::Send { id, .. }
-            | ClientFrame::Edit { id, .. }
-            | ClientFrame::Delete { id, .. }
-            | ClientFrame::React { id, .. }
-            | ClientFrame::Typing { id, .. }
-            | ClientFrame::Read { id, .. }
-            | ClientFrame::Delivered { id, .. }
-            | ClientFrame::Resume { id, .. }
-            | ClientFrame::Ping { id } => id.clone(),
-        }
-    }
-}
-
 /// A frame from the gateway that is not a bus event.
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]

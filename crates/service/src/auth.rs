@@ -7,7 +7,21 @@ use chat_auth::{dummy_hash, new_refresh_token, refresh_token_hash};
 use chat_domain::{SessionId, User, UserId, validate};
 use chrono::Utc;
 
+use chat_store::sessions::{NewSession, Rotation, SessionRow};
+
 use crate::{Caller, ChatService, ServiceError};
+
+/// How long after a refresh the token it replaced is merely refused, not taken for a
+/// replay: two tabs of one browser refreshing at once share the cookie.
+pub const REFRESH_RACE_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Where a login comes from: the address counts for the limits, the user agent names
+/// the session in the owner's list.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub address: IpAddr,
+    pub user_agent: Option<String>,
+}
 
 /// The tokens handed out at login and refresh.
 #[derive(Debug, Clone)]
@@ -83,7 +97,7 @@ impl ChatService {
     /// client address (`from`) and per account, before any hashing.
     pub async fn login(
         &self,
-        from: IpAddr,
+        client: &Client,
         username: &str,
         password: &str,
     ) -> Result<Tokens, ServiceError> {
@@ -93,7 +107,7 @@ impl ChatService {
             // (an unbounded password would be hashed at the attacker's chosen cost).
             return Err(ServiceError::InvalidCredentials);
         }
-        self.throttle_login(from, &username).await?;
+        self.throttle_login(client.address, &username).await?;
         let credentials = self.store.credentials_by_username(&username).await?;
         let (hash, user) = match credentials {
             Some(c) => (c.password_hash, Some(c.user)),
@@ -108,17 +122,24 @@ impl ChatService {
             .await
             .map_err(hasher_busy)?;
         match user {
-            Some(user) if ok => self.open_session(user.id).await,
+            Some(user) if ok => self.open_session(user.id, client).await,
             _ => Err(ServiceError::InvalidCredentials),
         }
     }
 
-    async fn open_session(&self, user_id: UserId) -> Result<Tokens, ServiceError> {
+    async fn open_session(&self, user_id: UserId, client: &Client) -> Result<Tokens, ServiceError> {
         let session = SessionId::new();
         let (refresh_token, refresh_hash) = new_refresh_token();
-        let expires_at = Utc::now() + self.keys.refresh_ttl;
+        let now = Utc::now();
         self.store
-            .insert_session(session, user_id, &refresh_hash, expires_at)
+            .insert_session(&NewSession {
+                id: session,
+                user_id,
+                refresh_hash: &refresh_hash,
+                expires_at: now + self.keys.refresh_ttl,
+                absolute_expires_at: now + self.keys.session_max_age,
+                user_agent: client.user_agent.as_deref(),
+            })
             .await?;
         self.tokens(user_id, session, refresh_token)
     }
@@ -143,21 +164,130 @@ impl ChatService {
         })
     }
 
-    /// Trades a refresh token for new tokens. The old refresh token stops working.
+    /// Trades a refresh token for new tokens. The old refresh token stops working; one
+    /// presented again later (a stolen copy, or the owner's after a thief used it) ends
+    /// the whole session. Within [`REFRESH_RACE_GRACE`] of its rotation it is only
+    /// refused: that is two tabs refreshing at once.
     pub async fn refresh(&self, refresh_token: &str) -> Result<Tokens, ServiceError> {
         let (new_token, new_hash) = new_refresh_token();
         let expires_at = Utc::now() + self.keys.refresh_ttl;
-        let rotated = self
+        let rotation = self
             .store
-            .rotate_refresh_token(&refresh_token_hash(refresh_token), &new_hash, expires_at)
+            .rotate_refresh_token(
+                &refresh_token_hash(refresh_token),
+                &new_hash,
+                expires_at,
+                REFRESH_RACE_GRACE,
+            )
             .await?;
-        let (session, user_id) = rotated.ok_or(ServiceError::Unauthenticated)?;
-        self.tokens(user_id, session, new_token)
+        match rotation {
+            Rotation::Rotated { session, user } => self.tokens(user, session, new_token),
+            Rotation::Replayed { session } => {
+                tracing::warn!(%session, "a retired refresh token was replayed; session revoked");
+                Err(ServiceError::Unauthenticated)
+            }
+            Rotation::JustRetired | Rotation::Refused => Err(ServiceError::Unauthenticated),
+        }
     }
 
     /// Ends the caller's session: its access and refresh tokens stop working.
     pub async fn logout(&self, caller: &Caller) -> Result<(), ServiceError> {
-        self.store.revoke_session(caller.session_id).await?;
+        self.store
+            .revoke_session(caller.session_id, Some(caller.user_id), "logout")
+            .await?;
+        Ok(())
+    }
+
+    /// Ends a session from whatever credentials are left: an access token this server
+    /// signed (expired or not) and/or a refresh token. Never fails for want of a valid
+    /// token — logging out must work when the short-lived access token has expired.
+    pub async fn logout_with(
+        &self,
+        access_token: Option<&str>,
+        refresh_token: Option<&str>,
+    ) -> Result<(), ServiceError> {
+        if let Some(token) = refresh_token {
+            self.store
+                .revoke_session_by_refresh(&refresh_token_hash(token), "logout")
+                .await?;
+        }
+        if let Some(claims) = access_token.and_then(|t| self.keys.verify_signature_only(t).ok()) {
+            self.store
+                .revoke_session(claims.sid, Some(claims.sub), "logout")
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes sessions (and their retired refresh tokens) that ended over a week ago:
+    /// the week keeps a replayed token recognisable for a while after its session ended.
+    pub async fn forget_ended_sessions(&self) -> Result<u64, ServiceError> {
+        Ok(self
+            .store
+            .forget_ended_sessions(std::time::Duration::from_secs(7 * 24 * 3600))
+            .await?)
+    }
+
+    /// The caller's live sessions, oldest first.
+    pub async fn sessions(&self, caller: &Caller) -> Result<Vec<SessionRow>, ServiceError> {
+        Ok(self.store.live_sessions(caller.user_id).await?)
+    }
+
+    /// Ends one of the caller's sessions (another device, or this one). Someone else's
+    /// session is `not_found`.
+    pub async fn revoke_session(
+        &self,
+        caller: &Caller,
+        session: SessionId,
+    ) -> Result<(), ServiceError> {
+        if self
+            .store
+            .revoke_session(session, Some(caller.user_id), "revoked_by_owner")
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(ServiceError::NotFound("session"))
+        }
+    }
+
+    /// Changes the caller's password after checking the current one, and ends every
+    /// other session of theirs. Attempts count against the account's login limit.
+    pub async fn change_password(
+        &self,
+        caller: &Caller,
+        from: IpAddr,
+        current: &str,
+        new: &str,
+    ) -> Result<(), ServiceError> {
+        let new = validate::password(new)?.to_owned();
+        let user = self.me(caller).await?;
+        self.throttle_login(from, &user.username).await?;
+        if current.len() > 1024 {
+            return Err(ServiceError::Forbidden("the current password is wrong"));
+        }
+        let stored = self
+            .store
+            .password_hash(caller.user_id)
+            .await?
+            .ok_or(ServiceError::Unauthenticated)?;
+        let ok = self
+            .hasher
+            .verify(current.to_owned(), stored)
+            .await
+            .map_err(hasher_busy)?;
+        if !ok {
+            return Err(ServiceError::Forbidden("the current password is wrong"));
+        }
+        let hash = self
+            .hasher
+            .hash(new)
+            .await
+            .map_err(hasher_busy)?
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        self.store
+            .change_password(caller.user_id, caller.session_id, &hash)
+            .await?;
         Ok(())
     }
 

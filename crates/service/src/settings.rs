@@ -41,6 +41,10 @@ pub struct ServiceSettings {
     /// Lifetime of refresh tokens (and sessions), in seconds.
     #[arg(long, env = "CHAT_REFRESH_TOKEN_TTL_SECS", default_value_t = 30 * 24 * 3600)]
     pub refresh_token_ttl_secs: u64,
+    /// Longest a session lives, however often it is refreshed, in seconds; then its user
+    /// logs in again.
+    #[arg(long, env = "CHAT_SESSION_MAX_AGE_SECS", default_value_t = 90 * 24 * 3600)]
+    pub session_max_age_secs: u64,
     /// Largest attachment accepted, in bytes.
     #[arg(long, env = "CHAT_MAX_UPLOAD_BYTES", default_value_t = 25 * 1024 * 1024)]
     pub max_upload_bytes: u64,
@@ -97,7 +101,8 @@ impl ServiceSettings {
             self.jwt_secret.as_bytes(),
             Duration::from_secs(self.access_token_ttl_secs),
             Duration::from_secs(self.refresh_token_ttl_secs),
-        )?)
+        )?
+        .with_session_max_age(Duration::from_secs(self.session_max_age_secs)))
     }
 
     /// Builds the service. Connections open lazily: this succeeds while PostgreSQL or

@@ -126,8 +126,6 @@ impl JobHandlers for Handlers {
     }
 }
 
-/// Every `interval`, queues again the work whose jobs may have been lost (see
-/// `ChatService::requeue_stale_jobs`). Runs until dropped.
 /// Keeps full-text search up to date: indexes messages sent or edited since the last
 /// round, in batches, every `interval` (and at once again while there is a backlog).
 /// Several workers share the work without overlap.
@@ -143,6 +141,9 @@ pub async fn index_search(service: ChatService, interval: std::time::Duration) {
     }
 }
 
+/// Every `interval`: queues again the work whose jobs may have been lost (see
+/// `ChatService::requeue_stale_jobs`), and deletes what has expired (sessions that
+/// ended a week ago). Runs until dropped.
 pub async fn sweep(service: ChatService, interval: std::time::Duration) {
     let mut tick = tokio::time::interval(interval);
     loop {
@@ -151,6 +152,11 @@ pub async fn sweep(service: ChatService, interval: std::time::Duration) {
             Ok(0) => {}
             Ok(n) => tracing::info!(requeued = n, "queued stale jobs again"),
             Err(e) => tracing::warn!(error = %e, "sweep failed"),
+        }
+        match service.forget_ended_sessions().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(sessions = n, "deleted ended sessions"),
+            Err(e) => tracing::warn!(error = %e, "session sweep failed"),
         }
     }
 }

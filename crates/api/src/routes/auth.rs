@@ -7,9 +7,12 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi};
 
 use super::{Auth, NoContent, Tag};
-use crate::client::client_address;
+use crate::client::{client_address, client_of};
 use crate::error::ApiError;
-use crate::models::{LoginRequest, Presence, RefreshRequest, RegisterRequest, TokenPair, User};
+use crate::models::{
+    ChangePasswordRequest, LoginRequest, Presence, RefreshRequest, RegisterRequest, SessionInfo,
+    TokenPair, User,
+};
 
 pub struct AuthApi;
 
@@ -54,7 +57,7 @@ impl AuthApi {
         body: Json<LoginRequest>,
     ) -> Result<Json<TokenPair>, ApiError> {
         Ok(Json(
-            svc.login(client_address(req), &body.username, &body.password)
+            svc.login(&client_of(req), &body.username, &body.password)
                 .await?
                 .into(),
         ))
@@ -75,6 +78,79 @@ impl AuthApi {
     async fn logout(&self, svc: Data<&ChatService>, auth: Auth) -> Result<NoContent, ApiError> {
         let caller = auth.caller(&svc).await?;
         svc.logout(&caller).await?;
+        Ok(NoContent::Done)
+    }
+    /// The caller's live sessions (logins on each device), oldest first.
+    #[oai(
+        path = "/api/auth/sessions",
+        method = "get",
+        operation_id = "list_sessions"
+    )]
+    async fn sessions(
+        &self,
+        svc: Data<&ChatService>,
+        auth: Auth,
+    ) -> Result<Json<Vec<SessionInfo>>, ApiError> {
+        let caller = auth.caller(&svc).await?;
+        let sessions = svc.sessions(&caller).await?;
+        Ok(Json(
+            sessions
+                .into_iter()
+                .map(|s| SessionInfo {
+                    id: s.id.as_uuid(),
+                    created_at: s.created_at,
+                    last_used_at: s.last_used_at,
+                    expires_at: s.expires_at,
+                    absolute_expires_at: s.absolute_expires_at,
+                    user_agent: s.user_agent,
+                    current: s.id == caller.session_id,
+                })
+                .collect(),
+        ))
+    }
+
+    /// End one of the caller's sessions (another device's, or this one): its tokens
+    /// stop working at once, and its sockets close at their next heartbeat.
+    #[oai(
+        path = "/api/auth/sessions/:id",
+        method = "delete",
+        operation_id = "revoke_session"
+    )]
+    async fn revoke_session(
+        &self,
+        svc: Data<&ChatService>,
+        auth: Auth,
+        id: Path<uuid::Uuid>,
+    ) -> Result<NoContent, ApiError> {
+        let caller = auth.caller(&svc).await?;
+        svc.revoke_session(&caller, chat_domain::SessionId::from(id.0))
+            .await?;
+        Ok(NoContent::Done)
+    }
+
+    /// Change the caller's password. Every other session of theirs ends; this one goes
+    /// on. A wrong current password is a 403, and attempts count against the account's
+    /// login limit.
+    #[oai(
+        path = "/api/auth/password",
+        method = "post",
+        operation_id = "change_password"
+    )]
+    async fn change_password(
+        &self,
+        req: &poem::Request,
+        svc: Data<&ChatService>,
+        auth: Auth,
+        body: Json<ChangePasswordRequest>,
+    ) -> Result<NoContent, ApiError> {
+        let caller = auth.caller(&svc).await?;
+        svc.change_password(
+            &caller,
+            client_address(req),
+            &body.current_password,
+            &body.new_password,
+        )
+        .await?;
         Ok(NoContent::Done)
     }
 }

@@ -13,8 +13,8 @@ use poem::web::cookie::{Cookie, CookieJar, SameSite};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi};
 
-use super::{Auth, Tag, require_csrf_header};
-use crate::client::client_address;
+use super::{Tag, require_csrf_header};
+use crate::client::client_of;
 use crate::error::ApiError;
 use crate::models::{LoginRequest, Session, SessionState};
 use crate::web::WebSettings;
@@ -54,7 +54,7 @@ impl SessionApi {
     ) -> Result<Json<Session>, ApiError> {
         require_csrf_header(req)?;
         let tokens = svc
-            .login(client_address(req), &body.username, &body.password)
+            .login(&client_of(req), &body.username, &body.password)
             .await?;
         session(&svc, &web, jar, tokens).await
     }
@@ -122,7 +122,9 @@ impl SessionApi {
     }
 
     /// Web client logout: ends the session (its tokens stop working at once) and clears
-    /// the cookies.
+    /// the cookies. Needs the `X-Requested-With` header, but no valid access cookie:
+    /// the refresh cookie, or an expired access cookie, is enough to find the session,
+    /// and the cookies are cleared even when neither is left.
     #[oai(
         path = "/api/auth/session",
         method = "delete",
@@ -130,13 +132,16 @@ impl SessionApi {
     )]
     async fn close(
         &self,
+        req: &Request,
         svc: Data<&ChatService>,
         web: Data<&WebSettings>,
         jar: &CookieJar,
-        auth: Auth,
     ) -> Result<SessionClosed, ApiError> {
-        let caller = auth.caller(&svc).await?;
-        svc.logout(&caller).await?;
+        require_csrf_header(req)?;
+        let access = jar.get(ACCESS_COOKIE).map(|c| c.value_str().to_owned());
+        let refresh = jar.get(REFRESH_COOKIE).map(|c| c.value_str().to_owned());
+        svc.logout_with(access.as_deref(), refresh.as_deref())
+            .await?;
         clear(&web, jar);
         Ok(SessionClosed::Closed)
     }
