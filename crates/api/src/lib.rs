@@ -174,56 +174,111 @@ pub async fn serve(
         .await
 }
 
-/// Refuses request bodies over [`MAX_JSON_BODY`] with 413, whether or not they declare
-/// their length (chunked bodies are read up to the limit).
+/// Caps every request body, whatever its headers say (HTTP/2 bodies need neither
+/// `Content-Length` nor `Transfer-Encoding`): JSON bodies are read here up to
+/// [`MAX_JSON_BODY`] (413 beyond), and uploads must declare a length within the upload
+/// limit (411 / 413), which the HTTP layer then holds them to. An upload is also let
+/// through only from a participant of its conversation: nothing is spooled for a caller
+/// who could not store it.
 async fn limit_body<E: Endpoint>(
     next: std::sync::Arc<E>,
     mut req: Request,
 ) -> poem::Result<Response> {
     let too_large =
         || poem::Error::from_string("request body too large", StatusCode::PAYLOAD_TOO_LARGE);
-    // Uploads have their own, larger limit, and must say how long they are (so that an
-    // oversized one is refused before any byte is stored).
-    if req.uri().path().ends_with("/attachments") && req.method() == poem::http::Method::POST {
-        let limit = req
-            .data::<ChatService>()
-            .map(|s| s.max_upload_bytes())
-            .unwrap_or(0)
-            + UPLOAD_OVERHEAD;
-        let declared = req
-            .headers()
-            .get(poem::http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        return match declared {
-            None => Err(poem::Error::from_string(
-                "uploads need a Content-Length",
-                StatusCode::LENGTH_REQUIRED,
-            )),
-            Some(len) if len > limit => Err(too_large()),
-            Some(_) => Ok(next.call(req).await?.into_response()),
-        };
-    }
     let declared = req
         .headers()
         .get(poem::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    match declared {
-        Some(len) if len > MAX_JSON_BODY as u64 => return Err(too_large()),
-        Some(_) => {}
-        None if req
-            .headers()
-            .contains_key(poem::http::header::TRANSFER_ENCODING) =>
-        {
-            let body = req
-                .take_body()
-                .into_bytes_limit(MAX_JSON_BODY)
-                .await
-                .map_err(|_| too_large())?;
-            req.set_body(body);
+    if let Some(conversation) = upload_target(&req) {
+        let service = req
+            .data::<ChatService>()
+            .cloned()
+            .ok_or_else(|| poem::Error::from_status(StatusCode::INTERNAL_SERVER_ERROR))?;
+        let limit = service.max_upload_bytes() + UPLOAD_OVERHEAD;
+        match declared {
+            None => {
+                return Err(poem::Error::from_string(
+                    "uploads need a Content-Length",
+                    StatusCode::LENGTH_REQUIRED,
+                ));
+            }
+            Some(len) if len > limit => return Err(too_large()),
+            Some(_) => {}
         }
-        None => {}
+        admit_upload(&service, &req, conversation).await?;
+        return Ok(next.call(req).await?.into_response());
     }
+    if declared.is_some_and(|len| len > MAX_JSON_BODY as u64) {
+        return Err(too_large());
+    }
+    let body = req
+        .take_body()
+        .into_bytes_limit(MAX_JSON_BODY)
+        .await
+        .map_err(|e| match e {
+            poem::error::ReadBodyError::PayloadTooLarge => too_large(),
+            other => other.into(),
+        })?;
+    req.set_body(body);
     Ok(next.call(req).await?.into_response())
+}
+
+/// The conversation of an upload request (`POST /api/chat/conversations/{id}/attachments`).
+fn upload_target(req: &Request) -> Option<chat_domain::ConversationId> {
+    if req.method() != poem::http::Method::POST {
+        return None;
+    }
+    let path = req.uri().path().trim_end_matches('/');
+    let rest = path.strip_prefix("/api/chat/conversations/")?;
+    let (id, tail) = rest.split_once('/')?;
+    if tail != "attachments" {
+        return None;
+    }
+    // An id that does not parse is left to the route, which answers 400.
+    id.parse::<uuid::Uuid>().ok().map(Into::into)
+}
+
+/// Authenticates an upload and checks the caller's membership before its body is read.
+async fn admit_upload(
+    service: &ChatService,
+    req: &Request,
+    conversation: chat_domain::ConversationId,
+) -> poem::Result<()> {
+    let bearer = req
+        .headers()
+        .get(poem::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::to_owned);
+    let token = match bearer {
+        Some(token) => token,
+        None => {
+            let cookie = req.cookie().get(routes::session::ACCESS_COOKIE);
+            match cookie {
+                Some(c) => {
+                    routes::require_csrf_header(req)?;
+                    c.value_str().to_owned()
+                }
+                None => {
+                    return Err(
+                        error::ApiError::from(chat_service::ServiceError::Unauthenticated).into(),
+                    );
+                }
+            }
+        }
+    };
+    let caller = service
+        .authenticate(&token)
+        .await
+        .map_err(error::ApiError::from)?;
+    service
+        .participant(&caller, conversation)
+        .await
+        .map_err(error::ApiError::from)?;
+    Ok(())
 }
