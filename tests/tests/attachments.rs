@@ -357,3 +357,26 @@ async fn uploads_whose_job_was_lost_are_queued_again_by_the_sweep() {
     let ready = processed(&app, &alice, &id).await;
     assert_eq!(ready["state"], "ready");
 }
+
+#[tokio::test]
+async fn a_file_name_that_hides_its_real_extension_is_refused() {
+    let app = TestApp::spawn().await.expect("app");
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let cid = app.direct(&alice, &bob).await;
+    // Shown as "photopiz.png": the right-to-left override reverses "gnp.zip".
+    let spoofed = upload(
+        &app,
+        &alice,
+        cid,
+        "photo\u{202E}gnp.zip",
+        "image/png",
+        png(8, 8),
+    )
+    .await;
+    assert_eq!(spoofed.status(), 422);
+    let problem: Value = spoofed.json().await.expect("problem");
+    assert_eq!(problem["errors"][0]["field"], "file_name");
+    let honest = upload(&app, &alice, cid, "photo.png", "image/png", png(8, 8)).await;
+    assert_eq!(honest.status(), 201);
+}

@@ -439,3 +439,47 @@ async fn oversized_and_wrongly_typed_bodies_are_refused() {
         .await;
     assert_eq!(page.ok(200), &json!([]));
 }
+
+#[tokio::test]
+async fn text_direction_and_invisible_characters_cannot_disguise_names_or_messages() {
+    let app = TestApp::spawn().await.expect("app");
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let cid = app.direct(&alice, &bob).await;
+    let before = state(&app, &alice, cid).await;
+    let name = format!("mallory_{}", &Uuid::new_v4().simple().to_string()[..6]);
+    let register = app
+        .raw(
+            Method::POST,
+            "/api/auth/register",
+            None,
+            Some(json!({"username": name, "password": "correct horse battery", "display_name": "ad\u{200B}min"})),
+        )
+        .await;
+    assert_eq!(register.problem(422), "validation_failed");
+    assert_eq!(register.body["errors"][0]["field"], "display_name");
+    let message = app
+        .post(
+            &format!("/api/chat/conversations/{cid}/messages/"),
+            &alice,
+            json!({"text": "open invoice\u{202E}fdp.exe"}),
+        )
+        .await;
+    assert_eq!(message.problem(422), "validation_failed");
+    let group = app
+        .post(
+            "/api/chat/conversations/",
+            &alice,
+            json!({"name": "Pay\u{2066}roll", "is_group": true, "participants": [bob.id]}),
+        )
+        .await;
+    assert_eq!(group.problem(422), "validation_failed");
+    assert_eq!(state(&app, &alice, cid).await, before, "nothing changed");
+    // Writing that needs joiners and marks still goes through.
+    app.send(
+        &alice,
+        cid,
+        "família 👨\u{200D}👩\u{200D}👧 — שלום\u{200F}!",
+    )
+    .await;
+}

@@ -72,6 +72,44 @@ fn no_control_chars(
     Ok(())
 }
 
+/// How strictly [`no_hidden_chars`] refuses invisible characters.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Hidden {
+    /// Message text: bidi embeddings, overrides and isolates (which reorder what follows,
+    /// the "Trojan Source" trick) and invisible spaces are refused; the marks right-to-left
+    /// writing needs (LRM, RLM, ALM) and the joiners of emoji and Indic scripts are not.
+    Text,
+    /// Names people are told apart by: also no directional marks.
+    Name,
+    /// File names, whose extension decides what a reader dares open: no invisible
+    /// character at all, joiners included.
+    FileName,
+}
+
+fn no_hidden_chars(field: &'static str, value: &str, level: Hidden) -> Result<(), ValidationError> {
+    let refused = |c: char| match c {
+        // Embeddings, overrides (LRE RLE PDF LRO RLO) and isolates (LRI RLI FSI PDI).
+        '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' => true,
+        // Zero-width space, word joiner, invisible operators, BOM, Mongolian separator.
+        '\u{200B}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}' | '\u{180E}' => true,
+        // Left-to-right, right-to-left and Arabic letter marks.
+        '\u{200E}' | '\u{200F}' | '\u{061C}' => level != Hidden::Text,
+        // Zero-width non-joiner and joiner; soft hyphen.
+        '\u{200C}' | '\u{200D}' | '\u{00AD}' => level == Hidden::FileName,
+        _ => false,
+    };
+    if let Some(c) = value.chars().find(|c| refused(*c)) {
+        return Err(ValidationError::new(
+            field,
+            format!(
+                "must not contain invisible or text-direction characters (found U+{:04X})",
+                c as u32
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// A login name: 3–32 of `a-z 0-9 _ . -`, stored lowercase, unique.
 pub fn username(raw: &str) -> Result<String, ValidationError> {
     let value = raw.trim().to_lowercase();
@@ -99,6 +137,7 @@ pub fn display_name(raw: &str) -> Result<String, ValidationError> {
     let value = raw.trim();
     char_len_between("display_name", value, 1, 64)?;
     no_control_chars("display_name", value, false)?;
+    no_hidden_chars("display_name", value, Hidden::Name)?;
     Ok(value.to_owned())
 }
 
@@ -107,6 +146,7 @@ pub fn conversation_name(field: &'static str, raw: &str) -> Result<String, Valid
     let value = raw.trim();
     char_len_between(field, value, 1, MAX_NAME_CHARS)?;
     no_control_chars(field, value, false)?;
+    no_hidden_chars(field, value, Hidden::Name)?;
     Ok(value.to_owned())
 }
 
@@ -117,6 +157,7 @@ pub fn message_text(field: &'static str, raw: &str) -> Result<String, Validation
     }
     char_len_between(field, raw, 1, MAX_MESSAGE_CHARS)?;
     no_control_chars(field, raw, true)?;
+    no_hidden_chars(field, raw, Hidden::Text)?;
     Ok(raw.to_owned())
 }
 
@@ -137,6 +178,7 @@ pub fn context_id(raw: &str) -> Result<String, ValidationError> {
     let value = raw.trim();
     char_len_between("context_id", value, 1, 64)?;
     no_control_chars("context_id", value, false)?;
+    no_hidden_chars("context_id", value, Hidden::Name)?;
     Ok(value.to_owned())
 }
 
@@ -149,6 +191,7 @@ pub fn emoji(raw: &str) -> Result<String, ValidationError> {
             "must not contain spaces or control characters",
         ));
     }
+    no_hidden_chars("emoji", raw, Hidden::Text)?;
     Ok(raw.to_owned())
 }
 
@@ -157,6 +200,7 @@ pub fn flag_reason(raw: &str) -> Result<String, ValidationError> {
     let value = raw.trim();
     char_len_between("reason", value, 1, 500)?;
     no_control_chars("reason", value, true)?;
+    no_hidden_chars("reason", value, Hidden::Text)?;
     Ok(value.to_owned())
 }
 
@@ -166,6 +210,7 @@ pub fn file_name(raw: &str) -> Result<String, ValidationError> {
     let base = raw.rsplit(['/', '\\']).next().unwrap_or_default().trim();
     char_len_between("file_name", base, 1, 255)?;
     no_control_chars("file_name", base, false)?;
+    no_hidden_chars("file_name", base, Hidden::FileName)?;
     if base == "." || base == ".." {
         return Err(ValidationError::new("file_name", "is not a file name"));
     }
@@ -228,6 +273,25 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn invisible_and_direction_characters_cannot_disguise_names_or_text() {
+        // "photo\u{202E}gnp.zip" shows as "photopiz.png".
+        assert!(file_name("photo\u{202E}gnp.zip").is_err());
+        assert!(file_name("report\u{200D}.pdf").is_err());
+        assert!(display_name("ad\u{200B}min").is_err());
+        assert!(display_name("\u{200F}alice").is_err());
+        assert!(conversation_name("name", "team\u{2066}x\u{2069}").is_err());
+        assert!(message_text("text", "see \u{202E}txt.exe").is_err());
+        assert!(message_text("text", "zero\u{FEFF}width").is_err());
+        assert!(emoji("\u{202E}👍").is_err());
+        // What real writing needs stays allowed.
+        assert!(message_text("text", "family 👨\u{200D}👩\u{200D}👧").is_ok());
+        assert!(message_text("text", "שלום\u{200F} (hi)").is_ok());
+        assert!(emoji("👍🏽").is_ok());
+        assert!(display_name("José 👩\u{200D}💻").is_ok());
+        assert!(file_name("relatório final.pdf").is_ok());
+    }
 
     #[test]
     fn usernames_are_folded_and_checked() {
