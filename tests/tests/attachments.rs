@@ -380,3 +380,99 @@ async fn a_file_name_that_hides_its_real_extension_is_refused() {
     let honest = upload(&app, &alice, cid, "photo.png", "image/png", png(8, 8)).await;
     assert_eq!(honest.status(), 201);
 }
+
+/// Uploads a PNG as `user` and sends it in a message; returns (attachment id, message id).
+async fn sent_image(app: &TestApp, user: &TestUser, cid: Uuid) -> (String, String) {
+    let created: Value = upload(app, user, cid, "pic.png", "image/png", png(32, 32))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let id = created["id"].as_str().expect("id").to_owned();
+    assert_eq!(processed(app, user, &id).await["state"], "ready");
+    let message = app
+        .post(
+            &format!("/api/chat/conversations/{cid}/messages/"),
+            user,
+            json!({"attachments": [id], "text": "look"}),
+        )
+        .await;
+    let message_id = message.ok(201)["id"].as_str().expect("id").to_owned();
+    (id, message_id)
+}
+
+async fn download_status(app: &TestApp, user: &TestUser, id: &str) -> (u16, u16) {
+    let meta = app.get(&format!("/api/chat/attachments/{id}"), user).await;
+    let bytes = app
+        .get(&format!("/api/chat/attachments/{id}/download"), user)
+        .await;
+    (meta.status.as_u16(), bytes.status.as_u16())
+}
+
+#[tokio::test]
+async fn files_go_with_their_deleted_message_and_hide_with_a_hidden_one() {
+    let app = TestApp::spawn().await.expect("app");
+    let _worker = Worker::spawn(&app.settings).await.expect("worker");
+    let owner = app.user("owner").await;
+    let member = app.user("member").await;
+    let other = app.user("other").await;
+    let cid = app.group(&owner, &[&member, &other]).await;
+
+    // Deleted: nobody reaches the file any more, and its bytes are gone from storage.
+    let (file, message) = sent_image(&app, &member, cid).await;
+    assert_eq!(download_status(&app, &other, &file).await, (200, 200));
+    let objects_before = count_files(&app.settings.storage.storage_dir);
+    app.delete(
+        &format!("/api/chat/conversations/{cid}/messages/{message}/"),
+        &member,
+    )
+    .await
+    .ok(200);
+    for user in [&member, &other, &owner] {
+        assert_eq!(download_status(&app, user, &file).await, (404, 404));
+    }
+    let history = app
+        .get(&format!("/api/chat/conversations/{cid}/messages/"), &other)
+        .await;
+    let deleted = history
+        .ok(200)
+        .as_array()
+        .expect("page")
+        .iter()
+        .find(|m| m["id"] == message)
+        .expect("the deleted message keeps its place")
+        .clone();
+    assert_eq!(deleted["attachments"], json!([]), "and lists no file");
+    assert!(
+        count_files(&app.settings.storage.storage_dir) < objects_before,
+        "the file and its thumbnail are deleted from storage"
+    );
+
+    // Hidden by a moderator: its files are the moderators' too.
+    let (file, message) = sent_image(&app, &member, cid).await;
+    app.post(
+        &format!("/api/chat/conversations/{cid}/messages/{message}/moderation/"),
+        &owner,
+        json!({"decision": "hide", "reason": "spam"}),
+    )
+    .await
+    .ok(200);
+    assert_eq!(download_status(&app, &other, &file).await, (404, 404));
+    assert_eq!(download_status(&app, &owner, &file).await, (200, 200));
+}
+
+fn count_files(dir: &std::path::Path) -> usize {
+    let mut n = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                n += 1;
+            }
+        }
+    }
+    n
+}

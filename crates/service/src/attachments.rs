@@ -100,15 +100,38 @@ impl ChatService {
         caller: &Caller,
         id: AttachmentId,
     ) -> Result<Attachment, ServiceError> {
-        let attachment = self
-            .store
-            .attachment(id)
-            .await?
-            .ok_or(ServiceError::NotFound("attachment"))?;
-        self.membership(caller, attachment.conversation_id)
+        let not_found = || ServiceError::NotFound("attachment");
+        let attachment = self.store.attachment(id).await?.ok_or_else(not_found)?;
+        let me = self
+            .membership(caller, attachment.conversation_id)
             .await
-            .map_err(|_| ServiceError::NotFound("attachment"))?;
+            .map_err(|_| not_found())?;
+        // A sent file is as visible as its message: a hidden message's files are the
+        // moderators', and a deleted message's files are gone.
+        if let Some(message_id) = attachment.message_id {
+            {
+                let message = self
+                    .store
+                    .message(attachment.conversation_id, message_id)
+                    .await?
+                    .ok_or_else(not_found)?;
+                let hidden = message.moderation == chat_domain::ModerationState::Hidden;
+                if message.deleted_at.is_some() || (hidden && !me.role.can_moderate()) {
+                    return Err(not_found());
+                }
+            }
+        }
         Ok(attachment)
+    }
+
+    /// Deletes stored objects whose rows are gone. A failure leaves an orphan in the
+    /// bucket (logged), never a file someone can still reach: its row is gone already.
+    pub(crate) async fn forget_objects(&self, keys: Vec<String>) {
+        for key in keys {
+            if let Err(e) = self.files.storage.delete(&key).await {
+                tracing::warn!(error = %e, %key, "could not delete a file's object");
+            }
+        }
     }
 
     /// The bytes of a ready attachment (or of its thumbnail), for participants.

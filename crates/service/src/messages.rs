@@ -306,8 +306,9 @@ impl ChatService {
             )]
         };
         let deleted = match self.store.delete_message(conversation, id, events).await {
-            Ok((m, outboxed)) => {
+            Ok((m, files, outboxed)) => {
                 self.announce(outboxed);
+                self.forget_objects(files).await;
                 m
             }
             // Deleted concurrently: deleting is idempotent.

@@ -701,13 +701,15 @@ impl Store {
         Ok((edited, outboxed))
     }
 
-    /// Deletes a message: the row and its seq stay, the text goes.
+    /// Deletes a message: the row and its seq stay, the text goes, and so do its files
+    /// (their rows here; the returned object keys are for the caller to delete from
+    /// storage after the commit).
     pub async fn delete_message(
         &self,
         conversation: ConversationId,
         id: MessageId,
         events: impl FnOnce(&Message) -> Vec<OutboxEvent>,
-    ) -> Result<(Message, Outboxed), StoreError> {
+    ) -> Result<(Message, Vec<String>, Outboxed), StoreError> {
         let mut tx = self.pool.begin().await?;
         let deleted = sqlx::query_as::<_, Message>(AssertSqlSafe(format!(
             "UPDATE messages SET text = '', deleted_at = now(), search = NULL
@@ -719,7 +721,17 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await?
         .ok_or(StoreError::NotFound)?;
+        let files = sqlx::query_as::<_, (String, Option<String>)>(
+            "DELETE FROM attachments WHERE message_id = $1 RETURNING object_key, thumbnail_key",
+        )
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let keys = files
+            .into_iter()
+            .flat_map(|(object, thumbnail)| std::iter::once(object).chain(thumbnail))
+            .collect();
         let outboxed = crate::commit_with_events(tx, events(&deleted)).await?;
-        Ok((deleted, outboxed))
+        Ok((deleted, keys, outboxed))
     }
 }
