@@ -641,3 +641,44 @@ async fn channel_actions_publish_events_seen_on_the_bus_and_on_sockets() {
         "{json}"
     );
 }
+
+#[tokio::test]
+async fn a_hidden_message_cannot_be_edited_back_into_everyones_view() {
+    let app = TestApp::spawn().await.expect("app");
+    let owner = app.user("owner").await;
+    let member = app.user("member").await;
+    let cid = app.group(&owner, &[&member]).await;
+    let sent = app.send(&owner, cid, "regrettable").await;
+    let message = format!(
+        "/api/chat/conversations/{cid}/messages/{}/",
+        sent["id"].as_str().expect("id")
+    );
+    app.post(
+        &format!("{message}moderation/"),
+        &owner,
+        json!({"decision": "hide", "reason": "self-moderation"}),
+    )
+    .await
+    .ok(200);
+    let mut tail = app.bus_tail().await.expect("bus");
+    // The owner still sees it (a moderator), but an edit would publish its text to all.
+    let edit = app
+        .patch(&message, &owner, json!({"text": "now everyone reads this"}))
+        .await;
+    assert_eq!(edit.problem(409), "message_hidden");
+    let page = app
+        .get(&format!("/api/chat/conversations/{cid}/messages/"), &member)
+        .await;
+    assert_eq!(page.ok(200).as_array().map(Vec::len), Some(0));
+    // Nothing was published: a message sent afterwards is the next event.
+    app.send(&owner, cid, "next").await;
+    let seen = tail
+        .until(WAIT, |d| types(d).contains(&"message.created"))
+        .await
+        .expect("events");
+    assert_eq!(
+        types(&seen),
+        vec!["message.created"],
+        "no edit was published"
+    );
+}

@@ -293,3 +293,117 @@ async fn webhooks_are_the_callers_own_and_validated() {
         .await;
     assert_eq!(r.problem(404), "not_found");
 }
+
+/// A webhook receiver on loopback; returns its base URL and inbox.
+async fn receiver() -> (String, std::net::SocketAddr, Arc<Mutex<Inbox>>) {
+    let inbox = Arc::new(Mutex::new(Inbox::default()));
+    let bound = chat_api::bind("127.0.0.1:0").await.expect("receiver");
+    let addr = bound.local_addr;
+    let app = Route::new()
+        .at("/*path", poem::post(receive))
+        .data(inbox.clone());
+    tokio::spawn(poem::Server::new_with_acceptor(bound.into_acceptor()).run(app));
+    (format!("http://{addr}"), addr, inbox)
+}
+
+/// Waits until `path` has had at least `n` calls.
+async fn calls_reach(inbox: &Arc<Mutex<Inbox>>, path: &str, n: usize) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while inbox
+        .lock()
+        .expect("lock")
+        .calls
+        .get(path)
+        .map_or(0, Vec::len)
+        < n
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{path} was not called {n} times in time"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn user_webhooks_never_reach_internal_addresses_however_written() {
+    let app = TestApp::spawn().await.expect("app");
+    let (hooks, addr, inbox) = receiver().await;
+    // The installation's webhook (the operator's) may be internal; users' may not.
+    let _worker = Worker::spawn_with(
+        &app.settings,
+        &[
+            ("CHAT_NOTIFY_WEBHOOK_URL", &format!("{hooks}/installation")),
+            (
+                "CHAT_NOTIFY_WEBHOOK_SECRET",
+                "installation-secret-0123456789",
+            ),
+        ],
+    )
+    .await
+    .expect("worker");
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let cid = app.direct(&alice, &bob).await;
+    // The receiver's own address, written as an IPv4-mapped IPv6 address.
+    let port = addr.port();
+    webhook(
+        &app,
+        &bob,
+        format!("http://[::ffff:127.0.0.1]:{port}/mapped"),
+    )
+    .await;
+    app.send(&alice, cid, "hi bob").await;
+    calls_reach(&inbox, "/installation", 1).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let inbox = inbox.lock().expect("lock");
+    assert!(
+        !inbox.calls.contains_key("/mapped"),
+        "a mapped loopback address was called"
+    );
+}
+
+#[tokio::test]
+async fn a_message_hidden_after_fan_out_is_not_sent_on_retry() {
+    let app = TestApp::spawn().await.expect("app");
+    let (hooks, _, inbox) = receiver().await;
+    let _worker = Worker::spawn_with(
+        &app.settings,
+        &[
+            ("CHAT_NOTIFY_ALLOW_PRIVATE", "true"),
+            ("CHAT_NOTIFY_BACKOFF_MS", "1000"),
+        ],
+    )
+    .await
+    .expect("worker");
+    let owner = app.user("owner").await;
+    let sender = app.user("sender").await;
+    let bob = app.user("bob").await;
+    let cid = app.group(&owner, &[&sender, &bob]).await;
+    webhook(&app, &bob, format!("{hooks}/bob")).await;
+    inbox
+        .lock()
+        .expect("lock")
+        .failures
+        .insert("/bob".into(), 1);
+    let sent = app.send(&sender, cid, "something nobody should see").await;
+    // The first attempt fails; before the retry, a moderator hides the message.
+    calls_reach(&inbox, "/bob", 1).await;
+    app.post(
+        &format!(
+            "/api/chat/conversations/{cid}/messages/{}/moderation/",
+            sent["id"].as_str().expect("id")
+        ),
+        &owner,
+        json!({"decision": "hide", "reason": "spam"}),
+    )
+    .await
+    .ok(200);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let inbox = inbox.lock().expect("lock");
+    assert_eq!(
+        inbox.calls["/bob"].len(),
+        1,
+        "the retry of a hidden message's notification must not be sent"
+    );
+}

@@ -255,6 +255,14 @@ impl ChatService {
                 "a deleted message cannot be edited",
             ));
         }
+        // Its edit would go to every participant, text included: a moderator who may
+        // still see their own hidden message must not publish it that way.
+        if message.moderation == chat_domain::ModerationState::Hidden {
+            return Err(ServiceError::conflict(
+                "message_hidden",
+                "a hidden message cannot be edited",
+            ));
+        }
         let actor = Some(caller.user_id);
         let events = |m: &Message| {
             vec![self.event(
@@ -268,9 +276,10 @@ impl ChatService {
             .edit_message(conversation, id, &text, events)
             .await
             .map_err(|e| match e {
-                chat_store::StoreError::NotFound => {
-                    ServiceError::conflict("message_deleted", "a deleted message cannot be edited")
-                }
+                chat_store::StoreError::NotFound => ServiceError::conflict(
+                    "message_deleted",
+                    "the message was deleted or hidden meanwhile; it cannot be edited",
+                ),
                 other => other.into(),
             })?;
         self.announce(outboxed);

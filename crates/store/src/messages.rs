@@ -672,7 +672,7 @@ impl Store {
         })
     }
 
-    /// Replaces the text of a message that is not deleted; sets `edited_at`.
+    /// Replaces the text of a message that is neither deleted nor hidden; sets `edited_at`.
     pub async fn edit_message(
         &self,
         conversation: ConversationId,
@@ -684,7 +684,7 @@ impl Store {
         // `search` goes back to "not indexed": the indexer builds the new text's vector.
         let mut edited = sqlx::query_as::<_, Message>(AssertSqlSafe(format!(
             "UPDATE messages SET text = $3, edited_at = now(), search = NULL
-              WHERE id = $1 AND conversation_id = $2 AND deleted_at IS NULL
+              WHERE id = $1 AND conversation_id = $2 AND deleted_at IS NULL AND moderation <> 'hidden'
               RETURNING {MESSAGE_COLUMNS}"
         )))
         .bind(id)

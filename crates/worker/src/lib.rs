@@ -10,6 +10,7 @@
 //! current state first and does nothing for work already done.
 
 pub mod attachments;
+pub mod endpoints;
 pub mod exports;
 pub mod notifications;
 
@@ -55,7 +56,7 @@ impl WorkerSettings {
 pub struct Handlers {
     pub service: ChatService,
     pub settings: WorkerSettings,
-    pub http: reqwest::Client,
+    pub webhooks: notifications::WebhookClients,
 }
 
 impl Handlers {
@@ -63,7 +64,7 @@ impl Handlers {
         Self {
             service,
             settings,
-            http: notifications::http_client(),
+            webhooks: notifications::WebhookClients::new(),
         }
     }
 }
@@ -122,7 +123,7 @@ impl JobHandlers for Handlers {
     }
 
     async fn deliver_notification(&self, job: DeliverNotification) -> Result<(), JobFailure> {
-        notifications::deliver(&self.service, &self.settings, &self.http, job).await
+        notifications::deliver(&self.service, &self.settings, &self.webhooks, job).await
     }
 }
 

@@ -143,10 +143,33 @@ pub async fn follow_new_messages(service: ChatService, settings: WorkerSettings,
 
 /// Makes one delivery attempt; on failure schedules the next one after an exponential
 /// backoff, or dead-letters the delivery after the last attempt.
+/// The HTTP clients of webhook calls: one for users' endpoints (public addresses only)
+/// and one for the installation's.
+#[derive(Clone)]
+pub struct WebhookClients {
+    pub public: reqwest::Client,
+    pub trusted: reqwest::Client,
+}
+
+impl WebhookClients {
+    pub fn new() -> Self {
+        Self {
+            public: crate::endpoints::public_client(),
+            trusted: crate::endpoints::trusted_client(),
+        }
+    }
+}
+
+impl Default for WebhookClients {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 pub async fn deliver(
     service: &ChatService,
     settings: &WorkerSettings,
-    http: &reqwest::Client,
+    clients: &WebhookClients,
     job: DeliverNotification,
 ) -> Result<(), JobFailure> {
     let Some((delivery, webhook)) = service.delivery(job.delivery_id).await.map_err(failure)?
@@ -168,6 +191,21 @@ pub async fn deliver(
     else {
         return Ok(());
     };
+    // Hidden or deleted since it was fanned out (this may be a retry): its text must not
+    // leave now.
+    if message.deleted_at.is_some() || message.moderation == chat_domain::ModerationState::Hidden {
+        service
+            .delivery_attempt(
+                delivery.id,
+                false,
+                true,
+                None,
+                Some("the message was hidden or deleted"),
+            )
+            .await
+            .map_err(failure)?;
+        return Ok(());
+    }
     let body = serde_json::to_vec(&serde_json::json!({
         "type": "message.notification",
         "delivery_id": delivery.id,
@@ -184,10 +222,11 @@ pub async fn deliver(
         },
     }))
     .map_err(|e| JobFailure::Permanent(e.to_string()))?;
-    if !settings.notify_allow_private
-        && webhook.is_some()
-        && let Err(why) = public_endpoint(&delivery.endpoint).await
-    {
+    // A user's webhook goes only to public addresses (the installation's is the
+    // operator's own): checked here for address URLs, and at connect time, by the
+    // client's resolver, for names.
+    let guarded = webhook.is_some() && !settings.notify_allow_private;
+    if guarded && let Err(why) = crate::endpoints::check_endpoint(&delivery.endpoint) {
         service
             .delivery_attempt(delivery.id, false, true, None, Some(&why))
             .await
@@ -199,6 +238,11 @@ pub async fn deliver(
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
+    let http = if guarded {
+        &clients.public
+    } else {
+        &clients.trusted
+    };
     let result = http
         .post(&delivery.endpoint)
         .header("content-type", "application/json")
@@ -242,63 +286,8 @@ pub async fn deliver(
     Ok(())
 }
 
-/// Checks that a user's endpoint resolves only to public addresses (no loopback,
-/// private, link-local or unspecified ones), so webhooks cannot reach internal services.
-pub async fn public_endpoint(endpoint: &str) -> Result<(), String> {
-    let url = reqwest::Url::parse(endpoint).map_err(|e| format!("invalid URL: {e}"))?;
-    let host = url.host_str().ok_or("the URL has no host")?.to_owned();
-    let port = url.port_or_known_default().unwrap_or(443);
-    let addrs = tokio::net::lookup_host((host.as_str(), port))
-        .await
-        .map_err(|e| format!("cannot resolve {host}: {e}"))?;
-    for addr in addrs {
-        let ip = addr.ip();
-        let internal = match ip {
-            std::net::IpAddr::V4(v4) => {
-                v4.is_loopback()
-                    || v4.is_private()
-                    || v4.is_link_local()
-                    || v4.is_unspecified()
-                    || v4.is_broadcast()
-            }
-            std::net::IpAddr::V6(v6) => {
-                v6.is_loopback()
-                    || v6.is_unspecified()
-                    || (v6.segments()[0] & 0xfe00) == 0xfc00
-                    || (v6.segments()[0] & 0xffc0) == 0xfe80
-            }
-        };
-        if internal {
-            return Err(format!("endpoint address {ip} is not allowed"));
-        }
-    }
-    Ok(())
-}
-
-/// A client for webhook calls: short timeouts, no redirects.
-pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
-    #[tokio::test]
-    async fn internal_endpoints_are_refused() {
-        for url in [
-            "http://127.0.0.1:9/x",
-            "http://10.0.0.1/x",
-            "http://[::1]/x",
-            "http://169.254.169.254/latest",
-        ] {
-            assert!(super::public_endpoint(url).await.is_err(), "{url}");
-        }
-        assert!(super::public_endpoint("not a url").await.is_err());
-    }
-
     #[test]
     fn signatures_cover_the_timestamp_and_the_body() {
         let a = super::signature("secret", 1000, b"{}");
