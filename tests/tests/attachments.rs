@@ -476,3 +476,59 @@ fn count_files(dir: &std::path::Path) -> usize {
     }
     n
 }
+
+/// A PNG that is small on disk and huge decoded: `w`×`h` 16-bit RGBA of zeros.
+fn png_bomb(w: u32, h: u32) -> Vec<u8> {
+    use image::ImageEncoder;
+    let raw = vec![0u8; w as usize * h as usize * 8];
+    let mut out = Vec::new();
+    image::codecs::png::PngEncoder::new_with_quality(
+        &mut out,
+        image::codecs::png::CompressionType::Fast,
+        image::codecs::png::FilterType::NoFilter,
+    )
+    .write_image(&raw, w, h, image::ExtendedColorType::Rgba16)
+    .expect("png");
+    out
+}
+
+#[tokio::test]
+async fn images_that_decode_to_hundreds_of_megabytes_cost_the_worker_little() {
+    let app = TestApp::spawn().await.expect("app");
+    let mut worker = Worker::spawn(&app.settings).await.expect("worker");
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let cid = app.direct(&alice, &bob).await;
+    // 4500×4500 of 16-bit RGBA: 162 MB decoded, a few hundred KB as a file.
+    let bomb = png_bomb(4500, 4500);
+    assert!(bomb.len() < 2 * 1024 * 1024, "{} bytes", bomb.len());
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let created: Value = upload(
+            &app,
+            &alice,
+            cid,
+            &format!("b{i}.png"),
+            "image/png",
+            bomb.clone(),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+        ids.push(created["id"].as_str().expect("id").to_owned());
+    }
+    for id in &ids {
+        let done = processed(&app, &alice, id).await;
+        assert_eq!(done["state"], "ready", "{done}");
+        assert_eq!(done["width"], 4500);
+        assert!(done["thumbnail_url"].is_null(), "no thumbnail: {done}");
+    }
+    let peak = worker.peak_rss_kib().expect("peak rss");
+    assert!(
+        peak < 150 * 1024,
+        "the worker peaked at {} MiB",
+        peak / 1024
+    );
+    worker.kill().await;
+}

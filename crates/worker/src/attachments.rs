@@ -15,7 +15,14 @@ use crate::failure;
 pub const THUMBNAIL_SIZE: u32 = 256;
 
 /// Largest image (in pixels) we decode for a thumbnail; bigger ones are kept without.
-const MAX_PIXELS: u64 = 64 * 1024 * 1024;
+/// 24 Mpx covers the photos people send (a 48 Mpx phone photo is kept, unthumbnailed).
+const MAX_PIXELS: u64 = 24 * 1000 * 1000;
+/// Most memory one decode may allocate, whatever the file claims (24 Mpx of 8-bit RGBA
+/// is 96 MB; 16-bit channels would double it and are refused the thumbnail).
+const MAX_DECODE_BYTES: u64 = 128 * 1024 * 1024;
+/// Decodes at once per worker process: with the allocation cap, the worst case a batch
+/// of hostile images can cost is this many times [`MAX_DECODE_BYTES`].
+static DECODES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
 
 /// Types we accept, sniffed from the bytes.
 const ALLOWED: &[&str] = &[
@@ -80,8 +87,19 @@ pub fn thumbnail(bytes: &[u8]) -> Decoded {
     if u64::from(w) * u64::from(h) > MAX_PIXELS {
         return Decoded::TooLarge(w, h);
     }
-    let Ok(img) = image::load_from_memory(bytes) else {
+    // The header may lie about what the data holds: the decoder itself is bounded too.
+    let Ok(mut reader) = image::ImageReader::new(Cursor::new(bytes)).with_guessed_format() else {
         return Decoded::Unreadable;
+    };
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(w);
+    limits.max_image_height = Some(h);
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    reader.limits(limits);
+    let img = match reader.decode() {
+        Ok(img) => img,
+        Err(image::ImageError::Limits(_)) => return Decoded::TooLarge(w, h),
+        Err(_) => return Decoded::Unreadable,
     };
     let thumb = img.thumbnail(THUMBNAIL_SIZE, THUMBNAIL_SIZE);
     let mut out = Cursor::new(Vec::new());
@@ -117,6 +135,10 @@ pub async fn process(service: &ChatService, id: AttachmentId) -> Result<(), JobF
     if content_type.starts_with("image/") {
         let decoded = {
             let bytes = bytes.clone();
+            let _turn = DECODES
+                .acquire()
+                .await
+                .map_err(|e| JobFailure::Retry(e.to_string()))?;
             tokio::task::spawn_blocking(move || thumbnail(&bytes))
                 .await
                 .map_err(|e| JobFailure::Retry(e.to_string()))?
