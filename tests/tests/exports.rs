@@ -233,3 +233,79 @@ async fn two_workers_share_the_queues_without_running_a_job_twice() {
         assert_eq!(done["row_count"], 20);
     }
 }
+
+#[tokio::test]
+async fn the_export_get_is_safe_to_repeat_and_to_link_to() {
+    let app = TestApp::spawn().await.expect("app");
+    let owner = app.user("owner").await;
+    let member = app.user("member").await;
+    let cid = app.group(&owner, &[&member]).await;
+    app.send(&owner, cid, "something to export").await;
+    // No worker: the exports stay queued.
+    let path = format!("/api/chat/channels/{cid}/export/?formato=csv");
+    let first = app.get(&path, &member).await.ok(202).clone();
+    let again = app.get(&path, &member).await.ok(202).clone();
+    assert_eq!(
+        first["id"], again["id"],
+        "the same request is the same export"
+    );
+    let post = app
+        .post(
+            &format!("/api/chat/conversations/{cid}/exports/"),
+            &member,
+            json!({"format": "csv"}),
+        )
+        .await;
+    assert_eq!(post.ok(202)["id"], first["id"], "whichever way it is asked");
+    // Different requests are different exports, up to three unfinished at once.
+    let json_export = app
+        .get(
+            &format!("/api/chat/channels/{cid}/export/?formato=json"),
+            &member,
+        )
+        .await;
+    assert_ne!(json_export.ok(202)["id"], first["id"]);
+    let ranged = app
+        .get(
+            &format!("/api/chat/channels/{cid}/export/?formato=json&desde=2020-01-01"),
+            &member,
+        )
+        .await;
+    ranged.ok(202);
+    let fourth = app
+        .get(
+            &format!("/api/chat/channels/{cid}/export/?formato=json&desde=2021-01-01"),
+            &member,
+        )
+        .await;
+    assert_eq!(fourth.problem(409), "too_many_exports");
+    // Another user has their own allowance.
+    app.get(&path, &owner).await.ok(202);
+
+    // With the session cookie, a page of another site could make the browser send this
+    // GET (a link, an <img>): without the CSRF header it is refused.
+    let cookie = format!("chat_token={}", owner.token);
+    let forged = app
+        .http
+        .get(format!(
+            "{}/api/chat/channels/{cid}/export/?formato=json",
+            app.base
+        ))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("forged");
+    assert_eq!(forged.status(), 403);
+    let own_page = app
+        .http
+        .get(format!(
+            "{}/api/chat/channels/{cid}/export/?formato=json",
+            app.base
+        ))
+        .header("cookie", &cookie)
+        .header("x-requested-with", "chat")
+        .send()
+        .await
+        .expect("own page");
+    assert_eq!(own_page.status(), 202);
+}

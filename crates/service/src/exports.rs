@@ -7,12 +7,21 @@ use chat_domain::{
 use chat_jobs::ExportConversation;
 use chrono::{DateTime, Utc};
 
+use chat_store::exports::ExportRequest;
+
 use crate::attachments::Download;
 use crate::{Caller, ChatService, ServiceError};
 
+/// How long a finished export answers an identical request instead of a new one.
+pub const SAME_EXPORT_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+/// Most exports one user may have queued or running.
+pub const MAX_UNFINISHED_EXPORTS: i64 = 3;
+
 impl ChatService {
     /// Queues an export of the conversation's visible messages (optionally within a time
-    /// window). Any participant.
+    /// window). Any participant. The same request while one is unfinished, or within
+    /// [`SAME_EXPORT_WINDOW`] of one that finished, returns that one: a reloaded page or a
+    /// replayed link does not start another job.
     pub async fn request_export(
         &self,
         caller: &Caller,
@@ -27,10 +36,30 @@ impl ChatService {
             return Err(ValidationError::new("since", "must not be after until").into());
         }
         self.membership(caller, conversation).await?;
-        let export = self
+        let request = self
             .store
-            .insert_export(conversation, caller.user_id, format, since, until)
+            .insert_export(
+                conversation,
+                caller.user_id,
+                format,
+                since,
+                until,
+                SAME_EXPORT_WINDOW,
+                MAX_UNFINISHED_EXPORTS,
+            )
             .await?;
+        let export = match request {
+            ExportRequest::New(export) => export,
+            ExportRequest::Same(export) => return Ok(export),
+            ExportRequest::TooMany => {
+                return Err(ServiceError::conflict(
+                    "too_many_exports",
+                    format!(
+                        "you have {MAX_UNFINISHED_EXPORTS} exports in progress; wait for one to finish"
+                    ),
+                ));
+            }
+        };
         let job = ExportConversation {
             export_id: export.id,
             traceparent: chat_telemetry::current_traceparent(),

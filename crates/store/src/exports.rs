@@ -8,7 +8,23 @@ use crate::{OutboxEvent, Outboxed, Store, StoreError, commit_row_with_events};
 const EXPORT_COLUMNS: &str = "id, conversation_id, requested_by, format, since, until, state, progress, total, \
      attempts, object_key, row_count, error, created_at, started_at, finished_at";
 
+/// What asking for an export came to.
+#[derive(Debug)]
+pub enum ExportRequest {
+    /// A new export, to queue.
+    New(Export),
+    /// The same request is unfinished or was just made: this is it.
+    Same(Export),
+    /// The requester has too many exports unfinished.
+    TooMany,
+}
+
 impl Store {
+    /// Records an export request, unless the same one (same requester, conversation,
+    /// format and range) is unfinished or was made within `window`: then that one is
+    /// returned. A requester with `max_unfinished` exports queued or running is refused.
+    /// Serialised per requester, so two identical requests at once make one export.
+    #[allow(clippy::too_many_arguments)]
     pub async fn insert_export(
         &self,
         conversation: ConversationId,
@@ -16,8 +32,44 @@ impl Store {
         format: ExportFormat,
         since: Option<DateTime<Utc>>,
         until: Option<DateTime<Utc>>,
-    ) -> Result<Export, StoreError> {
-        Ok(sqlx::query_as::<_, Export>(sqlx::AssertSqlSafe(format!(
+        window: std::time::Duration,
+        max_unfinished: i64,
+    ) -> Result<ExportRequest, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('export:' || $1::text, 0))")
+            .bind(by)
+            .execute(&mut *tx)
+            .await?;
+        let same = sqlx::query_as::<_, Export>(sqlx::AssertSqlSafe(format!(
+            "SELECT {EXPORT_COLUMNS} FROM exports
+              WHERE requested_by = $1 AND conversation_id = $2 AND format = $3
+                AND since IS NOT DISTINCT FROM $4 AND until IS NOT DISTINCT FROM $5
+                AND (state IN ('queued', 'running')
+                     OR (state = 'done' AND created_at > now() - make_interval(secs => $6)))
+              ORDER BY created_at DESC LIMIT 1"
+        )))
+        .bind(by)
+        .bind(conversation)
+        .bind(format)
+        .bind(since)
+        .bind(until)
+        .bind(window.as_secs_f64())
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(existing) = same {
+            tx.commit().await?;
+            return Ok(ExportRequest::Same(existing));
+        }
+        let unfinished: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM exports WHERE requested_by = $1 AND state IN ('queued', 'running')",
+        )
+        .bind(by)
+        .fetch_one(&mut *tx)
+        .await?;
+        if unfinished >= max_unfinished {
+            return Ok(ExportRequest::TooMany);
+        }
+        let export = sqlx::query_as::<_, Export>(sqlx::AssertSqlSafe(format!(
             "INSERT INTO exports (id, conversation_id, requested_by, format, since, until)
              VALUES ($1, $2, $3, $4, $5, $6) RETURNING {EXPORT_COLUMNS}"
         )))
@@ -27,8 +79,10 @@ impl Store {
         .bind(format)
         .bind(since)
         .bind(until)
-        .fetch_one(&self.pool)
-        .await?)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(ExportRequest::New(export))
     }
 
     pub async fn export(&self, id: uuid::Uuid) -> Result<Option<Export>, StoreError> {

@@ -241,13 +241,18 @@ pub enum ExportQueued {
 impl SeedExportApi {
     /// Seed 002: export a channel's history (`formato=csv|json`, optional `desde`/`ate`).
     /// Creates the export and answers 202; see `/api/chat/conversations/{id}/exports/{export_id}`.
+    /// Though a GET, it starts work: with the session cookie it needs the
+    /// `X-Requested-With` header like any write, and the same request again (while that
+    /// export is unfinished, or within a minute of it) returns the same export.
     #[oai(
         path = "/api/chat/channels/:id/export/",
         method = "get",
         operation_id = "seed_export_channel"
     )]
+    #[allow(clippy::too_many_arguments)]
     async fn export(
         &self,
+        req: &poem::Request,
         svc: Data<&ChatService>,
         auth: Auth,
         id: Path<Uuid>,
@@ -255,6 +260,10 @@ impl SeedExportApi {
         desde: Query<Option<String>>,
         ate: Query<Option<String>>,
     ) -> Result<ExportQueued, ApiError> {
+        // A link or an <img> on another site sends the cookie with a GET: not enough here.
+        if matches!(auth, Auth::Cookie(_)) {
+            super::require_csrf_header(req)?;
+        }
         let caller = auth.caller(&svc).await?;
         let format = match formato.0.as_deref().unwrap_or("json") {
             "json" => chat_domain::ExportFormat::Json,
