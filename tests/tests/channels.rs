@@ -682,3 +682,51 @@ async fn a_hidden_message_cannot_be_edited_back_into_everyones_view() {
         "no edit was published"
     );
 }
+
+#[tokio::test]
+async fn reactions_per_user_and_per_message_are_bounded() {
+    let app = TestApp::spawn().await.expect("app");
+    let a = app.user("a").await;
+    let b = app.user("b").await;
+    let c = app.user("c").await;
+    let cid = app.group(&a, &[&b, &c]).await;
+    let m = app.send(&a, cid, "react to me").await;
+    let base = format!(
+        "/api/chat/conversations/{cid}/messages/{}/reactions",
+        m["id"].as_str().expect("id")
+    );
+    let react = |user: &TestUser, emoji: String| {
+        let path = format!("{base}/{emoji}");
+        let app = &app;
+        let token = user.token.clone();
+        async move { app.raw(Method::PUT, &path, Some(&token), None).await }
+    };
+    for i in 0..20 {
+        assert_eq!(react(&a, format!("e{i}")).await.status.as_u16(), 204);
+    }
+    let over = react(&a, "e20".into()).await;
+    assert_eq!(over.problem(409), "too_many_reactions");
+    assert_eq!(
+        react(&a, "e3".into()).await.status.as_u16(),
+        204,
+        "repeating one is still fine"
+    );
+    for i in 20..40 {
+        assert_eq!(react(&b, format!("e{i}")).await.status.as_u16(), 204);
+    }
+    for i in 40..50 {
+        assert_eq!(react(&c, format!("e{i}")).await.status.as_u16(), 204);
+    }
+    let fifty_first = react(&c, "e50".into()).await;
+    assert_eq!(fifty_first.problem(409), "too_many_reactions");
+    assert_eq!(
+        react(&c, "e0".into()).await.status.as_u16(),
+        204,
+        "joining an existing reaction is fine"
+    );
+    let page = app
+        .get(&format!("/api/chat/conversations/{cid}/messages/"), &b)
+        .await;
+    let kinds = page.ok(200)[0]["reactions"].as_array().map(Vec::len);
+    assert_eq!(kinds, Some(50));
+}

@@ -74,10 +74,31 @@ impl ChatService {
             };
             vec![self.event(conversation, Some(user_id), payload)]
         };
-        let (_, outboxed) = self
+        use chat_store::reactions::{
+            EMOJI_PER_MESSAGE, MAX_EMOJI_PER_MESSAGE, MAX_REACTIONS_PER_USER, REACTIONS_PER_USER,
+        };
+        let (_, outboxed) = match self
             .store
             .set_reaction(id, user_id, &emoji, add, events)
-            .await?;
+            .await
+        {
+            Ok(done) => done,
+            Err(e) if e.is_conflict_on(REACTIONS_PER_USER) => {
+                return Err(ServiceError::conflict(
+                    "too_many_reactions",
+                    format!(
+                        "at most {MAX_REACTIONS_PER_USER} different reactions of yours per message"
+                    ),
+                ));
+            }
+            Err(e) if e.is_conflict_on(EMOJI_PER_MESSAGE) => {
+                return Err(ServiceError::conflict(
+                    "too_many_reactions",
+                    format!("a message holds at most {MAX_EMOJI_PER_MESSAGE} different reactions"),
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        };
         self.announce(outboxed);
         Ok(())
     }

@@ -4,6 +4,14 @@ use chat_domain::{ConversationId, MessageId, Pin, ReactionSummary, UserId};
 
 use crate::{OutboxEvent, Outboxed, Store, StoreError, commit_with_events};
 
+/// Most distinct reactions one user may put on one message.
+pub const MAX_REACTIONS_PER_USER: i64 = 20;
+/// Most distinct emoji on one message, everyone's together (every page carries them).
+pub const MAX_EMOJI_PER_MESSAGE: i64 = 50;
+/// The [`StoreError::Conflict`] names of the two quotas.
+pub const REACTIONS_PER_USER: &str = "reactions_per_user";
+pub const EMOJI_PER_MESSAGE: &str = "emoji_per_message";
+
 impl Store {
     /// Adds (`add`) or removes a reaction; `false` when there was nothing to do (already
     /// reacted with this emoji, or no such reaction). The events are written (to the
@@ -29,6 +37,31 @@ impl Store {
              UPDATE messages SET reaction_count = reaction_count - 1 WHERE id IN (SELECT message_id FROM removed)"
         };
         let mut tx = self.pool.begin().await?;
+        if add {
+            // The message's row lock serialises its reactions, so the quotas hold under
+            // concurrent adds.
+            let (mine, has_this, kinds, emoji_known) = sqlx::query_as::<_, (i64, bool, i64, bool)>(
+                "WITH locked AS (SELECT id FROM messages WHERE id = $1 FOR UPDATE)
+                 SELECT count(*) FILTER (WHERE user_id = $2),
+                        bool_or(user_id = $2 AND emoji = $3) IS TRUE,
+                        count(DISTINCT emoji),
+                        bool_or(emoji = $3) IS TRUE
+                   FROM reactions WHERE message_id = (SELECT id FROM locked)",
+            )
+            .bind(message)
+            .bind(user)
+            .bind(emoji)
+            .fetch_one(&mut *tx)
+            .await?;
+            if !has_this {
+                if mine >= MAX_REACTIONS_PER_USER {
+                    return Err(StoreError::Conflict(REACTIONS_PER_USER.into()));
+                }
+                if !emoji_known && kinds >= MAX_EMOJI_PER_MESSAGE {
+                    return Err(StoreError::Conflict(EMOJI_PER_MESSAGE.into()));
+                }
+            }
+        }
         let done = sqlx::query(sql)
             .bind(message)
             .bind(user)
