@@ -216,3 +216,47 @@ async fn a_removal_whose_event_redis_lost_takes_effect_at_the_resync() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_removal_whose_event_never_arrives_takes_effect_at_the_next_heartbeat() {
+    let app = TestApp::spawn().await.expect("app");
+    let gateway = Gateway::spawn("g", &app.settings, &[("CHAT_GATEWAY_HEARTBEAT_MS", "1000")])
+        .await
+        .expect("gateway");
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let cid = app.group(&alice, &[&bob]).await;
+    let mut everything = WsClient::connect(&gateway.url("/ws"), &bob.token)
+        .await
+        .expect("bob /ws");
+    let mut one = WsClient::connect(&gateway.url(&format!("/ws/chat/{cid}/")), &bob.token)
+        .await
+        .expect("bob one");
+
+    // Bob is removed and no `participant.left` is ever published (Redis stays up: the
+    // event was simply lost). Typing and later messages must stop reaching him.
+    sqlx::query("DELETE FROM participants WHERE conversation_id = $1 AND user_id = $2")
+        .bind(cid)
+        .bind(bob.id)
+        .execute(app.service.store().pool())
+        .await
+        .expect("remove");
+    match one.closed(Duration::from_secs(5)).await.expect("closed") {
+        chat_tests::fleet::Closed::Code(code, _) => assert_eq!(code, 4003),
+        other => panic!("closed without 4003: {other:?}"),
+    }
+    // Past a heartbeat of /ws too (well within its idle timeout of three).
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    app.send(&alice, cid, "after bob left").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    while tokio::time::Instant::now() < deadline {
+        match everything.next(Duration::from_millis(300)).await {
+            Ok(frame) => assert_ne!(
+                frame["type"], "message.created",
+                "a removed member got {frame}"
+            ),
+            Err(e) if e.to_string().contains("timed out") => {}
+            Err(e) => panic!("socket failed: {e}"),
+        }
+    }
+}

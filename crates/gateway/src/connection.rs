@@ -213,6 +213,10 @@ impl Connection {
                     if let Ok(false) = self.state.service.store().session_is_active(session.0, session.1).await {
                         return Exit::Close(close::UNAUTHENTICATED, "session ended".into());
                     }
+                    // So does a removal, even one whose `participant.left` never arrived.
+                    if let Err(exit) = self.forget_left_conversations().await {
+                        return exit;
+                    }
                     self.presence_refresh().await;
                     self.write(Message::Ping(Vec::new())).await
                 }
@@ -607,6 +611,33 @@ impl Connection {
             }
             Outbound::Resync => self.resync().await,
         }
+    }
+
+    /// Stops receiving the conversations the user has left, and closes a socket bound to
+    /// one of them (4003). Run at each heartbeat; a failed check changes nothing.
+    async fn forget_left_conversations(&mut self) -> Result<(), Exit> {
+        if self.sent.is_empty() {
+            return Ok(());
+        }
+        let receiving: Vec<ConversationId> = self.sent.keys().copied().collect();
+        let Ok(kept) = self
+            .state
+            .service
+            .still_participant_of(&self.caller, &receiving)
+            .await
+        else {
+            return Ok(());
+        };
+        self.sent.retain(|c, _| kept.contains(c));
+        if let Scope::One(c) = self.scope
+            && !kept.contains(&c)
+        {
+            return Err(Exit::Close(
+                close::FORBIDDEN,
+                "no longer a participant".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// After a bus outage: compare each conversation's newest seq with what was sent and

@@ -417,6 +417,21 @@ impl ChatService {
         Ok(self.store.positions_of(caller.user_id).await?)
     }
 
+    /// Of these conversations, the ones the caller is still in (for a gateway's periodic
+    /// check: a removal whose event was lost must still take effect).
+    pub async fn still_participant_of(
+        &self,
+        caller: &Caller,
+        conversations: &[ConversationId],
+    ) -> Result<std::collections::HashSet<ConversationId>, ServiceError> {
+        Ok(self
+            .store
+            .still_joined(caller.user_id, conversations)
+            .await?
+            .into_iter()
+            .collect())
+    }
+
     /// The caller's membership of one conversation (`not_found` for non-participants).
     pub async fn participant(
         &self,

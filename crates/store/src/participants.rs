@@ -48,6 +48,22 @@ impl Store {
         .await?)
     }
 
+    /// Of these conversations, those the user is still a participant of.
+    pub async fn still_joined(
+        &self,
+        user: UserId,
+        conversations: &[ConversationId],
+    ) -> Result<Vec<ConversationId>, StoreError> {
+        let ids: Vec<uuid::Uuid> = conversations.iter().map(|c| c.as_uuid()).collect();
+        Ok(sqlx::query_scalar::<_, ConversationId>(
+            "SELECT conversation_id FROM participants WHERE user_id = $1 AND conversation_id = ANY($2)",
+        )
+        .bind(user)
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     pub async fn participants(
         &self,
         conversation: ConversationId,
