@@ -287,6 +287,10 @@ start_postgres() {
     # Record it now, so that stop_services cleans up even if we fail below.
     _CHAT_PG_DATA=$data
 
+    # The superuser's password: kept beside the cluster's directory, readable by us only.
+    local password
+    password="$(_secret_in "$dir/pg-password")"
+
     # Stop whatever an earlier run left running on this data directory.
     _pg_stop_data "$data"
 
@@ -305,11 +309,19 @@ start_postgres() {
         # --no-sync only for disposable clusters: a kept one must survive a crash.
         local sync=(--no-sync)
         if ((keep)); then sync=(); fi
-        if ! _as_pg "$bin/initdb" -D "$data" -A trust -U postgres -E UTF8 --locale=C "${sync[@]}" \
+        # TCP needs the password (scram); the socket only admits the postgres OS account
+        # (peer). initdb reads the password from a copy only user postgres can read.
+        local pwcopy="$home/.pwfile"
+        ( umask 077; printf '%s\n' "$password" >"$pwcopy" )
+        if ((EUID == 0)); then chown postgres:postgres "$pwcopy"; fi
+        if ! _as_pg "$bin/initdb" -D "$data" --auth-host=scram-sha-256 --auth-local=peer \
+            --pwfile="$pwcopy" -U postgres -E UTF8 --locale=C "${sync[@]}" \
             >"$home/initdb.log" 2>&1; then
+            rm -f "$pwcopy"
             cat "$home/initdb.log" >&2
             die "initdb failed (log: $home/initdb.log)"
         fi
+        rm -f "$pwcopy"
     fi
 
     # Server options: pg_ctl hands -o to /bin/sh, so quote every word.
@@ -339,8 +351,31 @@ start_postgres() {
         sleep 0.1
     done
 
+    # A kept cluster from before passwords (pg_hba `trust`): give it the password and the
+    # rules a new one gets.
+    if grep -Eq '^[^#]*[[:space:]]trust([[:space:]]|$)' "$data/pg_hba.conf"; then
+        log "securing the kept PostgreSQL cluster (password, scram-sha-256)"
+        # On stdin, not the command line (which `ps` shows to everyone).
+        printf "ALTER USER postgres PASSWORD '%s';\n" "$password" \
+            | _as_pg "$bin/psql" -h "$home" -p "$port" -U postgres -d postgres -qX -v ON_ERROR_STOP=1 -f - >/dev/null \
+            || die "could not set the PostgreSQL password"
+        _as_pg sh -c "printf 'local all all peer\nhost all all 127.0.0.1/32 scram-sha-256\nhost all all ::1/128 scram-sha-256\n' >'$data/pg_hba.conf'"
+        _as_pg "$bin/pg_ctl" -D "$data" reload >/dev/null
+    fi
+
     export PGPORT_CHAT=$port
-    export CHAT_PG_ADMIN_URL="postgres://postgres@127.0.0.1:$port/postgres"
+    export CHAT_PG_ADMIN_URL="postgres://postgres:$password@127.0.0.1:$port/postgres"
+}
+
+# _secret_in FILE — prints the secret kept in FILE, making a random one (hex, so it is
+# safe in URLs) the first time. FILE is readable by its owner only.
+_secret_in() {
+    local file=$1
+    if [[ ! -s $file ]]; then
+        ( umask 077; od -An -N24 -tx1 /dev/urandom | tr -d ' \n' >"$file" )
+    fi
+    chmod 600 "$file"
+    cat "$file"
 }
 
 # ---------------------------------------------------------------------------
@@ -360,7 +395,8 @@ _redis_stop_dir() {
         pid=""
     fi
     if [[ -n $port ]]; then
-        redis-cli -h 127.0.0.1 -p "$port" shutdown nosave >/dev/null 2>&1 || true
+        REDISCLI_AUTH="$(cat "$dir/redis-password" 2>/dev/null || true)" \
+            redis-cli -h 127.0.0.1 -p "$port" shutdown nosave >/dev/null 2>&1 || true
     fi
     if [[ -n $pid ]]; then
         kill -TERM "$pid" 2>/dev/null || true
@@ -385,24 +421,30 @@ start_redis() {
 
     _redis_stop_dir "$dir" # leftover from an earlier run
 
+    # A password, so that other local accounts cannot read the bus or inject events. It
+    # goes in a config file only we can read, never on the command line (which `ps`
+    # shows to everyone); redis-cli gets it through REDISCLI_AUTH.
+    local password
+    password="$(_secret_in "$dir/redis-password")"
+    ( umask 077; printf 'requirepass %s\n' "$password" >"$dir/redis.conf" )
     for attempt in 1 2 3; do
         port="$(free_port)" || die "no free port for Redis"
         _CHAT_REDIS_PORT=$port
         log "starting Redis on 127.0.0.1:$port"
-        # No config file: built-in defaults plus these options.
-        redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no \
+        # The config file holds only the password: built-in defaults plus these options.
+        redis-server "$dir/redis.conf" --bind 127.0.0.1 --port "$port" --save '' --appendonly no \
             --dir "$dir" --daemonize yes --pidfile "$dir/redis.pid" \
             --logfile "$dir/redis.log" >/dev/null \
             || die "redis-server failed to start (log: $dir/redis.log)"
         # --daemonize returns before the port is bound: wait for PING.
         deadline=$((SECONDS + 10))
-        while [[ "$(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null || true)" != PONG ]]; do
+        while [[ "$(REDISCLI_AUTH=$password redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null || true)" != PONG ]]; do
             ((SECONDS < deadline)) || break
             sleep 0.05
         done
-        if [[ "$(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null || true)" == PONG ]]; then
+        if [[ "$(REDISCLI_AUTH=$password redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null || true)" == PONG ]]; then
             export CHAT_REDIS_PORT=$port
-            export REDIS_URL="redis://127.0.0.1:$port"
+            export REDIS_URL="redis://default:$password@127.0.0.1:$port"
             return 0
         fi
         _redis_stop_dir "$dir"
