@@ -532,3 +532,61 @@ async fn images_that_decode_to_hundreds_of_megabytes_cost_the_worker_little() {
     );
     worker.kill().await;
 }
+
+#[tokio::test]
+async fn unsent_uploads_and_old_exports_expire() {
+    let app = TestApp::spawn().await.expect("app");
+    let _worker = Worker::spawn_with(
+        &app.settings,
+        &[
+            ("CHAT_SWEEP_SECS", "1"),
+            ("CHAT_UNSENT_UPLOAD_TTL_SECS", "3"),
+            ("CHAT_EXPORT_TTL_SECS", "3"),
+        ],
+    )
+    .await
+    .expect("worker");
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let cid = app.direct(&alice, &bob).await;
+    let (sent, _) = sent_image(&app, &alice, cid).await;
+    let unsent: Value = upload(&app, &alice, cid, "later.png", "image/png", png(16, 16))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let unsent = unsent["id"].as_str().expect("id").to_owned();
+    assert_eq!(processed(&app, &alice, &unsent).await["state"], "ready");
+    let export = app
+        .post(
+            &format!("/api/chat/conversations/{cid}/exports/"),
+            &alice,
+            json!({"format": "json"}),
+        )
+        .await;
+    let export_path = format!(
+        "/api/chat/conversations/{cid}/exports/{}",
+        export.ok(202)["id"].as_str().expect("id")
+    );
+
+    // Within a few sweeps, the unsent upload and the finished export are gone.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let upload_gone = app
+            .get(&format!("/api/chat/attachments/{unsent}"), &alice)
+            .await
+            .status
+            == 404;
+        let export_gone = app.get(&export_path, &alice).await.status == 404;
+        if upload_gone && export_gone {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "upload gone: {upload_gone}, export gone: {export_gone}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // What was sent stays.
+    assert_eq!(download_status(&app, &bob, &sent).await, (200, 200));
+}

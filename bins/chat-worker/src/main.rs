@@ -45,10 +45,7 @@ async fn main() -> anyhow::Result<()> {
             }
             let chat = service.build().context("configuration")?;
             tracing::info!(concurrency = worker.concurrency, "chat-worker running");
-            let sweeper = tokio::spawn(chat_worker::sweep(
-                chat.clone(),
-                std::time::Duration::from_secs(60),
-            ));
+            let sweeper = tokio::spawn(chat_worker::sweep(chat.clone(), worker.clone()));
             let indexer = tokio::spawn(chat_worker::index_search(
                 chat.clone(),
                 std::time::Duration::from_millis(250),

@@ -124,6 +124,21 @@ impl ChatService {
         Ok(attachment)
     }
 
+    /// For the worker's sweep: deletes uploads never sent within `unsent`, and exports
+    /// finished more than `exports` ago, rows and files. Returns how many files of each.
+    pub async fn expire_files(
+        &self,
+        unsent: std::time::Duration,
+        exports: std::time::Duration,
+    ) -> Result<(usize, usize), ServiceError> {
+        let uploads = self.store.delete_unsent_attachments(unsent).await?;
+        let old_exports = self.store.delete_old_exports(exports).await?;
+        let counts = (uploads.len(), old_exports.len());
+        self.forget_objects(uploads).await;
+        self.forget_objects(old_exports).await;
+        Ok(counts)
+    }
+
     /// Deletes stored objects whose rows are gone. A failure leaves an orphan in the
     /// bucket (logged), never a file someone can still reach: its row is gone already.
     pub(crate) async fn forget_objects(&self, keys: Vec<String>) {

@@ -56,6 +56,28 @@ impl Store {
         .await?)
     }
 
+    /// Deletes up to 500 uploads never sent and older than `age` (skipping any a send is
+    /// claiming right now); returns their object keys (files and thumbnails).
+    pub async fn delete_unsent_attachments(
+        &self,
+        age: std::time::Duration,
+    ) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query_as::<_, (String, Option<String>)>(
+            "DELETE FROM attachments WHERE id IN (
+                 SELECT id FROM attachments
+                 WHERE message_id IS NULL AND created_at < now() - make_interval(secs => $1)
+                 LIMIT 500 FOR UPDATE SKIP LOCKED)
+             RETURNING object_key, thumbnail_key",
+        )
+        .bind(age.as_secs_f64())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .flat_map(|(object, thumbnail)| std::iter::once(object).chain(thumbnail))
+            .collect())
+    }
+
     /// Marks a pending attachment ready. `None` if it was not pending (processed before).
     pub async fn attachment_ready(
         &self,

@@ -85,6 +85,25 @@ impl Store {
         Ok(ExportRequest::New(export))
     }
 
+    /// Deletes up to 500 exports that finished (or failed) more than `age` ago; returns
+    /// the keys of their files.
+    pub async fn delete_old_exports(
+        &self,
+        age: std::time::Duration,
+    ) -> Result<Vec<String>, StoreError> {
+        let keys = sqlx::query_scalar::<_, Option<String>>(
+            "DELETE FROM exports WHERE id IN (
+                 SELECT id FROM exports
+                 WHERE state IN ('done', 'failed') AND finished_at < now() - make_interval(secs => $1)
+                 LIMIT 500 FOR UPDATE SKIP LOCKED)
+             RETURNING object_key",
+        )
+        .bind(age.as_secs_f64())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(keys.into_iter().flatten().collect())
+    }
+
     pub async fn export(&self, id: uuid::Uuid) -> Result<Option<Export>, StoreError> {
         Ok(sqlx::query_as::<_, Export>(sqlx::AssertSqlSafe(format!(
             "SELECT {EXPORT_COLUMNS} FROM exports WHERE id = $1"

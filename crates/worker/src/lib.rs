@@ -43,6 +43,15 @@ pub struct WorkerSettings {
     /// First retry delay in milliseconds; it doubles at every attempt (whole seconds).
     #[arg(long, env = "CHAT_NOTIFY_BACKOFF_MS", default_value_t = 1000)]
     pub notify_backoff_ms: u64,
+    /// Seconds between sweeps (stale jobs queued again, expired files and sessions deleted).
+    #[arg(long, env = "CHAT_SWEEP_SECS", default_value_t = 60)]
+    pub sweep_secs: u64,
+    /// Seconds an upload that was never sent is kept; then it is deleted.
+    #[arg(long, env = "CHAT_UNSENT_UPLOAD_TTL_SECS", default_value_t = 24 * 3600)]
+    pub unsent_upload_ttl_secs: u64,
+    /// Seconds a finished (or failed) export is kept; then it is deleted.
+    #[arg(long, env = "CHAT_EXPORT_TTL_SECS", default_value_t = 7 * 24 * 3600)]
+    pub export_ttl_secs: u64,
 }
 
 impl WorkerSettings {
@@ -142,17 +151,27 @@ pub async fn index_search(service: ChatService, interval: std::time::Duration) {
     }
 }
 
-/// Every `interval`: queues again the work whose jobs may have been lost (see
-/// `ChatService::requeue_stale_jobs`), and deletes what has expired (sessions that
-/// ended a week ago). Runs until dropped.
-pub async fn sweep(service: ChatService, interval: std::time::Duration) {
-    let mut tick = tokio::time::interval(interval);
+/// Every `CHAT_SWEEP_SECS`: queues again the work whose jobs may have been lost (see
+/// `ChatService::requeue_stale_jobs`), and deletes what has expired: uploads never sent,
+/// old exports, sessions that ended a week ago. Runs until dropped.
+pub async fn sweep(service: ChatService, settings: WorkerSettings) {
+    let mut tick =
+        tokio::time::interval(std::time::Duration::from_secs(settings.sweep_secs.max(1)));
+    let unsent = std::time::Duration::from_secs(settings.unsent_upload_ttl_secs);
+    let exports = std::time::Duration::from_secs(settings.export_ttl_secs);
     loop {
         tick.tick().await;
         match service.requeue_stale_jobs(2).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(requeued = n, "queued stale jobs again"),
             Err(e) => tracing::warn!(error = %e, "sweep failed"),
+        }
+        match service.expire_files(unsent, exports).await {
+            Ok((0, 0)) => {}
+            Ok((uploads, exports)) => {
+                tracing::info!(uploads, exports, "deleted expired uploads and exports")
+            }
+            Err(e) => tracing::warn!(error = %e, "file expiry failed"),
         }
         match service.forget_ended_sessions().await {
             Ok(0) => {}
