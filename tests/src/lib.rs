@@ -206,6 +206,26 @@ async fn serve_api(
     Ok(base)
 }
 
+/// A `chat-api` port bound but not served yet (see `TestApp::bind_web`).
+pub struct WebListener {
+    /// The page's origin, `http://127.0.0.1:<port>`.
+    pub base: String,
+    bound: chat_api::Bound,
+    service: ChatService,
+}
+
+impl WebListener {
+    /// Serves the API on the bound port until the test ends; returns its base URL.
+    pub fn serve(self, web: chat_api::web::WebSettings) -> String {
+        let (bound, service) = (self.bound, self.service);
+        tokio::spawn(async move {
+            let never = std::future::pending();
+            let _ = chat_api::serve(bound, service, web, never, Duration::from_secs(1)).await;
+        });
+        self.base
+    }
+}
+
 /// A running `chat-api` on its own database.
 pub struct TestApp {
     pub base: String,
@@ -322,6 +342,17 @@ impl TestApp {
     /// the gateways first and then tell the page where they are.
     pub async fn serve_web(&self, web: chat_api::web::WebSettings) -> anyhow::Result<String> {
         serve_api(self.service.clone(), web, std::future::pending()).await
+    }
+
+    /// Like `serve_web`, in two steps: the port is bound now, so its origin can be given
+    /// to the gateways (`CHAT_ALLOWED_ORIGINS`) before the page is told where they are.
+    pub async fn bind_web(&self) -> anyhow::Result<WebListener> {
+        let bound = chat_api::bind("127.0.0.1:0").await?;
+        Ok(WebListener {
+            base: format!("http://{}", bound.local_addr),
+            bound,
+            service: self.service.clone(),
+        })
     }
 
     /// A reader on this app's bus, positioned at the current end of every shard.

@@ -371,7 +371,10 @@ async fn gateways_accept_the_session_cookie_only_from_the_chats_own_pages() {
     let gateway = Gateway::spawn(
         "cookie",
         &app.settings,
-        &[("CHAT_ALLOWED_ORIGINS", "https://chat.example.com")],
+        &[(
+            "CHAT_ALLOWED_ORIGINS",
+            "https://chat.example.com,http://*:8080",
+        )],
     )
     .await
     .expect("gateway");
@@ -400,7 +403,18 @@ async fn gateways_accept_the_session_cookie_only_from_the_chats_own_pages() {
         Some(403)
     );
     assert_eq!(connect(None).await.err(), Some(403));
-    // A page on the gateway's own host (the API's port), or an allowed origin: accepted.
+    assert_eq!(connect(Some("null")).await.err(), Some(403));
+    // Cookies go to every port of a host: another service's page on this host, or the
+    // allowed origin under another scheme or port, is another site.
+    for other in [
+        "http://127.0.0.1:5555",
+        "https://127.0.0.1:8080",
+        "http://chat.example.com",
+        "https://chat.example.com:8443",
+    ] {
+        assert_eq!(connect(Some(other)).await.err(), Some(403), "{other}");
+    }
+    // The page on the gateway's own host at the API's port, or an allowed origin: accepted.
     let own = connect(Some("http://127.0.0.1:8080"))
         .await
         .expect("own host");
@@ -427,14 +441,17 @@ async fn the_web_client_works_end_to_end_in_headless_chromium() {
         "run `npm ci` in web/ first (./ops/test does)"
     );
     let app = TestApp::spawn().await.expect("app");
+    // The page's port first: the gateways accept its cookie only from that origin.
+    let web = app.bind_web().await.expect("web port");
+    let page = [("CHAT_ALLOWED_ORIGINS", web.base.as_str())];
     let gateways = [
-        Gateway::spawn("gw-a", &app.settings, &[])
+        Gateway::spawn("gw-a", &app.settings, &page)
             .await
             .expect("gateway a"),
-        Gateway::spawn("gw-b", &app.settings, &[])
+        Gateway::spawn("gw-b", &app.settings, &page)
             .await
             .expect("gateway b"),
-        Gateway::spawn("gw-c", &app.settings, &[])
+        Gateway::spawn("gw-c", &app.settings, &page)
             .await
             .expect("gateway c"),
     ];
@@ -443,7 +460,7 @@ async fn the_web_client_works_end_to_end_in_headless_chromium() {
         .iter()
         .map(|g| format!("ws://{}", g.addr))
         .collect();
-    let base = app.serve_web(web_settings(urls)).await.expect("web");
+    let base = web.serve(web_settings(urls));
     let pids: serde_json::Map<String, Value> = gateways
         .iter()
         .map(|g| (g.name.clone(), json!(g.pid().expect("running"))))

@@ -41,7 +41,7 @@ pub fn document() -> Value {
                 "bindings": {"ws": {"query": {
                     "type": "object",
                     "properties": {
-                        "token": {"type": "string", "description": "Access token (or use the Authorization header, a `bearer.<token>` subprotocol, or the chat_token cookie, accepted only from pages on the gateway's host or an allowed origin)"},
+                        "token": {"type": "string", "description": "Access token (or use the Authorization header, a `bearer.<token>` subprotocol, or the chat_token cookie, accepted only from pages of an allowed origin, CHAT_ALLOWED_ORIGINS)"},
                         "since": {"type": "string", "description": "Resume positions: `<conversation_id>:<seq>,…`"},
                     },
                 }}},

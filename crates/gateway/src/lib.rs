@@ -17,6 +17,7 @@ pub mod asyncapi;
 pub mod connection;
 pub mod fanout;
 pub mod hub;
+pub mod origin;
 pub mod protocol;
 
 use std::collections::BTreeMap;
@@ -76,8 +77,9 @@ pub struct GatewaySettings {
     /// Seconds connections get to close at shutdown before the process exits.
     #[arg(long, env = "CHAT_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
-    /// Origins (`https://chat.example.com`) whose pages may connect with the session
-    /// cookie, besides pages on the gateway's own host. Comma-separated.
+    /// Origins (`https://chat.example.com`, scheme and port matched exactly) whose pages
+    /// may connect with the session cookie; `http://*:8080` is a page on the socket's own
+    /// host at port 8080. None by default: cookie sockets are refused. Comma-separated.
     #[arg(long, env = "CHAT_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
 }
@@ -104,6 +106,8 @@ pub struct GatewayState {
     pub settings: GatewaySettings,
     pub gateway_id: String,
     pub limiter: DefaultKeyedRateLimiter<UserId>,
+    /// The pages allowed to use the session cookie.
+    pub origins: origin::OriginPolicy,
     /// Flips to true when the gateway drains.
     pub shutdown: watch::Receiver<bool>,
     next_connection: AtomicU64,
@@ -157,12 +161,18 @@ pub async fn serve(
         .dedicated_reader()
         .map_err(std::io::Error::other)?;
     let grace = Duration::from_secs(settings.shutdown_grace_secs);
+    let origins =
+        origin::OriginPolicy::parse(&settings.allowed_origins).map_err(std::io::Error::other)?;
+    if origins.is_empty() {
+        tracing::info!("no CHAT_ALLOWED_ORIGINS: sockets must bring a token, cookies are refused");
+    }
     let state = Arc::new(GatewayState {
         service,
         hub: hub.clone(),
         settings,
         gateway_id: gateway_id.clone(),
         limiter: RateLimiter::keyed(quota),
+        origins,
         shutdown: drain_rx.clone(),
         next_connection: AtomicU64::new(1),
     });
@@ -343,43 +353,6 @@ fn token_of(req: &Request) -> Option<(String, TokenSource)> {
     })
 }
 
-/// Cross-site WebSocket hijacking guard: a socket authenticated by the cookie must come
-/// from a page on the gateway's own host (any port: the API serves the page on another
-/// one) or from an allowed origin.
-fn origin_allowed(req: &Request, allowed: &[String]) -> bool {
-    let Some(origin) = req.headers().get("origin").and_then(|v| v.to_str().ok()) else {
-        return false;
-    };
-    if allowed
-        .iter()
-        .any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(origin))
-    {
-        return true;
-    }
-    let host_of = |authority: &str| -> String {
-        let authority = authority.rsplit('@').next().unwrap_or(authority);
-        match authority.strip_prefix('[') {
-            Some(v6) => v6
-                .split(']')
-                .next()
-                .unwrap_or_default()
-                .to_ascii_lowercase(),
-            None => authority
-                .split(':')
-                .next()
-                .unwrap_or_default()
-                .to_ascii_lowercase(),
-        }
-    };
-    let Some(origin_authority) = origin.split_once("://").map(|(_, rest)| rest) else {
-        return false;
-    };
-    let Some(own) = req.headers().get("host").and_then(|v| v.to_str().ok()) else {
-        return false;
-    };
-    host_of(origin_authority) == host_of(own)
-}
-
 fn query_param(req: &Request, name: &str) -> Option<String> {
     req.uri().query().and_then(|q| {
         q.split('&').find_map(|pair| {
@@ -441,7 +414,8 @@ async fn authenticate(state: &GatewayState, req: &Request) -> Result<Caller, Res
             "a valid access token is required",
         )
     })?;
-    if source == TokenSource::Cookie && !origin_allowed(req, &state.settings.allowed_origins) {
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    if source == TokenSource::Cookie && !state.origins.allows(header("origin"), header("host")) {
         return Err(refuse(
             StatusCode::FORBIDDEN,
             "forbidden",
