@@ -103,6 +103,11 @@ impl Gateway {
         self.child.id()
     }
 
+    /// Whether the process is still alive (it has not exited or crashed).
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// SIGKILL: the process dies at once, without draining.
     pub async fn kill(&mut self) {
         let _ = self.child.start_kill();

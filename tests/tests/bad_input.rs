@@ -376,6 +376,9 @@ async fn invalid_ids_unknown_conversations_and_bad_queries_are_4xx() {
             422,
         ),
         (Method::GET, "/api/users?q=".into(), None, 422),
+        // A NUL, which PostgreSQL cannot store (found by schemathesis: it was a 500).
+        (Method::GET, "/api/users?q=a%00b".into(), None, 422),
+        (Method::GET, "/api/chat/search?q=a%00b".into(), None, 422),
         (Method::GET, "/api/users".into(), None, 400),
         (Method::GET, "/api/no/such/route".into(), None, 404),
         (Method::PUT, "/api/chat/conversations/".into(), None, 405),
@@ -390,6 +393,28 @@ async fn invalid_ids_unknown_conversations_and_bad_queries_are_4xx() {
         .get(&format!("/api/chat/conversations/{cid}/messages/"), &a)
         .await;
     assert_eq!(page.ok(200), &json!([]));
+}
+
+/// The net under validation: text PostgreSQL refuses (a NUL) is the caller's bad input,
+/// a 422, wherever it got through, never a 500.
+#[tokio::test]
+async fn text_postgresql_cannot_store_is_bad_input_not_a_server_error() {
+    let app = TestApp::spawn().await.expect("app");
+    let refused = sqlx::query("SELECT $1::text")
+        .bind("a\0b")
+        .execute(app.service.store().pool())
+        .await
+        .expect_err("PostgreSQL refuses a NUL");
+    let store = chat_store::StoreError::from(refused);
+    assert!(
+        matches!(store, chat_store::StoreError::InvalidText(_)),
+        "{store:?}"
+    );
+    let service = chat_service::ServiceError::from(store);
+    assert!(
+        matches!(service, chat_service::ServiceError::Validation(_)),
+        "{service:?}"
+    );
 }
 
 #[tokio::test]

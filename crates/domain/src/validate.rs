@@ -225,6 +225,14 @@ pub fn search_query(raw: &str) -> Result<String, ValidationError> {
     Ok(value.to_owned())
 }
 
+/// A people search (`GET /api/users?q=`): 1–64 characters, no control characters.
+pub fn user_query(raw: &str) -> Result<String, ValidationError> {
+    let value = raw.trim();
+    char_len_between("q", value, 1, 64)?;
+    no_control_chars("q", value, false)?;
+    Ok(value.to_owned())
+}
+
 /// The usernames a text mentions as `@username` (lowercased, each once, in order).
 pub fn mentioned_usernames(text: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();

@@ -320,15 +320,7 @@ impl ChatService {
         query: &str,
         limit: i64,
     ) -> Result<Vec<User>, ServiceError> {
-        let query = query.trim();
-        if query.is_empty() {
-            return Err(chat_domain::ValidationError::new("q", "must not be empty").into());
-        }
-        if query.chars().count() > 64 {
-            return Err(
-                chat_domain::ValidationError::new("q", "must be at most 64 characters").into(),
-            );
-        }
+        let query = chat_domain::validate::user_query(query)?;
         if !(1..=MAX_USER_SEARCH).contains(&limit) {
             return Err(chat_domain::ValidationError::new(
                 "limit",
@@ -336,7 +328,7 @@ impl ChatService {
             )
             .into());
         }
-        Ok(self.store.search_users(query, limit).await?)
+        Ok(self.store.search_users(&query, limit).await?)
     }
 }
 

@@ -70,6 +70,10 @@ impl From<StoreError> for ServiceError {
                 tracing::warn!(error = %e, "database unavailable");
                 ServiceError::Unavailable
             }
+            StoreError::InvalidText(reason) => {
+                tracing::warn!(%reason, "text refused by PostgreSQL got past validation");
+                ValidationError::new("text", "must not contain NUL characters").into()
+            }
             StoreError::LastOwner => ServiceError::conflict(
                 "last_owner",
                 "the last owner cannot leave or be demoted; make another participant owner first",

@@ -15,6 +15,10 @@ pub enum StoreError {
     /// The change would leave a conversation that still has participants without an owner.
     #[error("the last owner cannot leave or be demoted")]
     LastOwner,
+    /// PostgreSQL refused a text it cannot store (a NUL character): bad input that got
+    /// past validation, never a fault of the database.
+    #[error("text PostgreSQL cannot store: {0}")]
+    InvalidText(String),
     /// PostgreSQL could not be reached in time; retrying later may succeed.
     #[error("database unavailable: {0}")]
     Unavailable(#[source] sqlx::Error),
@@ -40,6 +44,7 @@ impl StoreError {
             StoreError::Conflict(c) => StoreError::Conflict(c.clone()),
             StoreError::MissingReference(r) => StoreError::MissingReference(r.clone()),
             StoreError::LastOwner => StoreError::LastOwner,
+            StoreError::InvalidText(t) => StoreError::InvalidText(t.clone()),
             StoreError::Unavailable(e) => {
                 StoreError::Unavailable(sqlx::Error::Protocol(e.to_string()))
             }
@@ -67,6 +72,8 @@ impl From<sqlx::Error> for StoreError {
                     _ => match db.code().as_deref() {
                         // admin_shutdown, crash_shutdown, cannot_connect_now, too_many_connections
                         Some("57P01" | "57P02" | "57P03" | "53300") => StoreError::Unavailable(err),
+                        // character_not_in_repertoire (a NUL), untranslatable_character
+                        Some("22021" | "22P05") => StoreError::InvalidText(db.message().to_owned()),
                         _ => StoreError::Database(err),
                     },
                 }
