@@ -590,3 +590,66 @@ async fn unsent_uploads_and_old_exports_expire() {
     // What was sent stays.
     assert_eq!(download_status(&app, &bob, &sent).await, (200, 200));
 }
+
+/// At most 50 uploads not sent yet per person: the next is refused before its body is
+/// read, and sending one makes room again.
+#[tokio::test]
+async fn uploads_not_sent_yet_are_limited_per_person() {
+    let app = TestApp::spawn().await.expect("app");
+    let _worker = Worker::spawn(&app.settings).await.expect("worker");
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let first = app.direct(&alice, &bob).await;
+    let second = app.group(&alice, &[&bob]).await;
+    let mut ids = Vec::new();
+    for i in 0..50 {
+        // Spread over two conversations: the quota is the person's.
+        let cid = if i % 2 == 0 { first } else { second };
+        let resp = upload(
+            &app,
+            &alice,
+            cid,
+            "notes.txt",
+            "text/plain",
+            b"notes".to_vec(),
+        )
+        .await;
+        assert_eq!(resp.status(), 201, "upload {i}");
+        let body: Value = resp.json().await.expect("json");
+        ids.push(body["id"].as_str().expect("id").to_owned());
+    }
+    let refused = upload(
+        &app,
+        &alice,
+        second,
+        "more.txt",
+        "text/plain",
+        b"more".to_vec(),
+    )
+    .await;
+    assert_eq!(refused.status(), 409);
+    let problem: Value = refused.json().await.expect("problem");
+    assert_eq!(problem["code"], "too_many_uploads");
+    // Someone else is not affected.
+    let theirs = upload(&app, &bob, first, "bob.txt", "text/plain", b"bob".to_vec()).await;
+    assert_eq!(theirs.status(), 201);
+    // Sending one frees a place.
+    assert_eq!(processed(&app, &alice, &ids[0]).await["state"], "ready");
+    app.post(
+        &format!("/api/chat/conversations/{first}/messages/"),
+        &alice,
+        json!({"attachments": [ids[0]], "text": "here"}),
+    )
+    .await
+    .ok(201);
+    let again = upload(
+        &app,
+        &alice,
+        second,
+        "more.txt",
+        "text/plain",
+        b"more".to_vec(),
+    )
+    .await;
+    assert_eq!(again.status(), 201);
+}

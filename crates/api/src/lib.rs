@@ -240,7 +240,8 @@ fn upload_target(req: &Request) -> Option<chat_domain::ConversationId> {
     id.parse::<uuid::Uuid>().ok().map(Into::into)
 }
 
-/// Authenticates an upload and checks the caller's membership before its body is read.
+/// Authenticates an upload and checks the caller's membership and upload quota before
+/// its body is read.
 async fn admit_upload(
     service: &ChatService,
     req: &Request,
@@ -277,7 +278,7 @@ async fn admit_upload(
         .await
         .map_err(error::ApiError::from)?;
     service
-        .participant(&caller, conversation)
+        .admit_upload(&caller, conversation)
         .await
         .map_err(error::ApiError::from)?;
     Ok(())

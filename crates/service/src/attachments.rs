@@ -41,7 +41,32 @@ impl From<StorageError> for ServiceError {
     }
 }
 
+/// Uploads one person may have that are not sent yet (in all conversations). With the
+/// size limit this bounds what one account holds in storage unsent; they expire anyway
+/// (the worker's sweep, `CHAT_UNSENT_UPLOAD_TTL_SECS`).
+pub const MAX_UNSENT_UPLOADS: i64 = 50;
+
 impl ChatService {
+    /// Whether `caller` may upload into `conversation` now: a participant, under the
+    /// quota of unsent uploads. Checked before the body is read, and again after.
+    pub async fn admit_upload(
+        &self,
+        caller: &Caller,
+        conversation: ConversationId,
+    ) -> Result<(), ServiceError> {
+        self.membership(caller, conversation).await?;
+        if self.store.unsent_uploads(caller.user_id).await? >= MAX_UNSENT_UPLOADS {
+            return Err(ServiceError::conflict(
+                "too_many_uploads",
+                format!(
+                    "you have {MAX_UNSENT_UPLOADS} uploads not sent yet; send them, or wait for \
+                     them to expire"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Stores an upload for a conversation (streamed, stopped at the size limit, nothing
     /// left behind) and queues it for processing. It can be sent once `ready`.
     pub async fn upload_attachment<S>(
@@ -56,7 +81,7 @@ impl ChatService {
         S: Stream<Item = Result<Bytes, std::io::Error>> + Unpin + Send,
     {
         let file_name = validate::file_name(file_name)?;
-        self.membership(caller, conversation).await?;
+        self.admit_upload(caller, conversation).await?;
         let key = chat_storage::new_key("attachments");
         let size = self
             .files

@@ -56,6 +56,16 @@ impl Store {
         .await?)
     }
 
+    /// How many of `uploader`'s uploads are not sent yet (the upload quota).
+    pub async fn unsent_uploads(&self, uploader: UserId) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT count(*) FROM attachments WHERE uploader_id = $1 AND message_id IS NULL",
+        )
+        .bind(uploader)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
     /// Deletes up to 500 uploads never sent and older than `age` (skipping any a send is
     /// claiming right now); returns their object keys (files and thumbnails).
     pub async fn delete_unsent_attachments(

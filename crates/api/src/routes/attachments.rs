@@ -69,7 +69,8 @@ fn chunks(
 #[OpenApi(tag = "Tag::Messages")]
 impl AttachmentsApi {
     /// Upload a file to a conversation (participants). Then send it with a message's
-    /// `attachments` once it is `ready`. Larger than the limit: 413, nothing kept.
+    /// `attachments` once it is `ready`. Larger than the limit: 413, nothing kept. With 50
+    /// uploads not sent yet (they expire after a day): 409 `too_many_uploads`.
     #[oai(
         path = "/api/chat/conversations/:id/attachments/",
         method = "post",
