@@ -13,8 +13,14 @@ use sqlx::AssertSqlSafe;
 use crate::outbox::{OutboxEvent, Outboxed};
 use crate::{Store, StoreError};
 
-const MESSAGE_COLUMNS: &str = "id, conversation_id, seq, sender_id, kind, text, client_msg_id, reply_to, \
-                               created_at, edited_at, deleted_at, moderation";
+/// The columns of a [`Message`], as a literal so statements can be built with `concat!`.
+macro_rules! message_columns {
+    () => {
+        "id, conversation_id, seq, sender_id, kind, text, client_msg_id, reply_to, \
+         created_at, edited_at, deleted_at, moderation"
+    };
+}
+const MESSAGE_COLUMNS: &str = message_columns!();
 
 /// A message to insert; its seq is assigned by [`Store::insert_batch`].
 #[derive(Debug, Clone)]
@@ -129,7 +135,41 @@ struct HistoryRow {
     has_reactions: bool,
 }
 
-const HISTORY_EXTRAS: &str = "has_mentions, has_attachments, reaction_count > 0 AS has_reactions";
+/// A page of history, newest first: `$1` conversation, `$2` < seq < `$3`, `$4` include
+/// hidden messages, `$5` rows. Public for the plan test (`tests/tests/read_plans.rs`).
+pub const HISTORY_BACKWARD: &str = concat!(
+    "SELECT ",
+    message_columns!(),
+    ", has_mentions, has_attachments, reaction_count > 0 AS has_reactions \
+     FROM messages WHERE conversation_id = $1 AND seq > $2 AND seq < $3 \
+     AND ($4 OR moderation <> 'hidden') ORDER BY seq DESC LIMIT $5"
+);
+
+/// The same, oldest first (catching up after a seq).
+pub const HISTORY_FORWARD: &str = concat!(
+    "SELECT ",
+    message_columns!(),
+    ", has_mentions, has_attachments, reaction_count > 0 AS has_reactions \
+     FROM messages WHERE conversation_id = $1 AND seq > $2 AND seq < $3 \
+     AND ($4 OR moderation <> 'hidden') ORDER BY seq ASC LIMIT $5"
+);
+
+/// The first seq created at or after `$2` in conversation `$1`.
+pub const FIRST_SEQ_SINCE: &str = "SELECT seq FROM messages WHERE conversation_id = $1 AND created_at >= $2 \
+     ORDER BY created_at, seq LIMIT 1";
+
+/// The last seq created at or before `$2` in conversation `$1`.
+pub const LAST_SEQ_UNTIL: &str = "SELECT seq FROM messages WHERE conversation_id = $1 AND created_at <= $2 \
+     ORDER BY created_at DESC, seq DESC LIMIT 1";
+
+/// Direct replies to `$2` in conversation `$1` after seq `$3`, `$4` include hidden,
+/// `$5` rows.
+pub const REPLIES: &str = concat!(
+    "SELECT ",
+    message_columns!(),
+    " FROM messages WHERE reply_to = $2 AND conversation_id = $1 AND seq > $3 \
+     AND ($4 OR moderation <> 'hidden') ORDER BY seq LIMIT $5"
+);
 
 impl Store {
     /// Inserts a batch of messages in one transaction: the group commit of sends.
@@ -572,27 +612,40 @@ impl Store {
         conversation: ConversationId,
         q: &HistoryQuery,
     ) -> Result<HistoryPage, StoreError> {
-        // Both statements are sargable on (conversation_id, seq): absent bounds become
-        // open ones rather than `$n IS NULL OR …`, which a generic plan cannot use.
         let forward = q.after.is_some();
-        let (op, order) = if forward { (">", "ASC") } else { ("<", "DESC") };
-        let sql = format!(
-            "SELECT {MESSAGE_COLUMNS}, {HISTORY_EXTRAS} FROM messages
-              WHERE conversation_id = $1 AND seq {op} $2
-                AND created_at >= COALESCE($3, '-infinity') AND created_at <= COALESCE($4, 'infinity')
-                AND ($5 OR moderation <> 'hidden')
-              ORDER BY seq {order} LIMIT $6"
-        );
-        let bound = if forward {
-            q.after.unwrap_or(0)
-        } else {
-            q.before.unwrap_or(i64::MAX)
+        // Exclusive seq bounds; `after` takes precedence over `before`.
+        let (mut above, mut below) = match q.after {
+            Some(after) => (after, i64::MAX),
+            None => (0, q.before.unwrap_or(i64::MAX)),
         };
-        let mut rows = sqlx::query_as::<_, HistoryRow>(AssertSqlSafe(sql))
+        // Time bounds become seq bounds first, one index probe each: the page itself is
+        // then read by (conversation_id, seq) alone, in a plan bounded by the page
+        // whatever the parameters (a generic plan included). Seqs follow commit order and
+        // `created_at` is set at commit, so a time range is a seq range.
+        if let Some(since) = q.since {
+            match self.seq_bound(FIRST_SEQ_SINCE, conversation, since).await? {
+                Some(first) => above = above.max(first - 1),
+                None => return Ok(HistoryPage::default()),
+            }
+        }
+        if let Some(until) = q.until {
+            match self.seq_bound(LAST_SEQ_UNTIL, conversation, until).await? {
+                Some(last) => below = below.min(last + 1),
+                None => return Ok(HistoryPage::default()),
+            }
+        }
+        if above + 1 >= below {
+            return Ok(HistoryPage::default());
+        }
+        let sql = if forward {
+            HISTORY_FORWARD
+        } else {
+            HISTORY_BACKWARD
+        };
+        let mut rows = sqlx::query_as::<_, HistoryRow>(sql)
             .bind(conversation)
-            .bind(bound)
-            .bind(q.since)
-            .bind(q.until)
+            .bind(above)
+            .bind(below)
             .bind(q.include_hidden)
             .bind(q.limit + 1)
             .fetch_all(&self.pool)
@@ -623,6 +676,20 @@ impl Store {
         })
     }
 
+    /// A seq found by [`FIRST_SEQ_SINCE`] or [`LAST_SEQ_UNTIL`].
+    async fn seq_bound(
+        &self,
+        sql: &'static str,
+        conversation: ConversationId,
+        at: DateTime<Utc>,
+    ) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar(sql)
+            .bind(conversation)
+            .bind(at)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
     /// Fills in the mentions of some messages.
     pub async fn load_mentions(&self, messages: &mut [Message]) -> Result<(), StoreError> {
         if messages.is_empty() {
@@ -651,18 +718,14 @@ impl Store {
         limit: i64,
         include_hidden: bool,
     ) -> Result<HistoryPage, StoreError> {
-        let mut messages = sqlx::query_as::<_, Message>(AssertSqlSafe(format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages
-              WHERE conversation_id = $1 AND reply_to = $2 AND seq > $3 AND ($4 OR moderation <> 'hidden')
-              ORDER BY seq LIMIT $5"
-        )))
-        .bind(conversation)
-        .bind(root)
-        .bind(after)
-        .bind(include_hidden)
-        .bind(limit + 1)
-        .fetch_all(&self.pool)
-        .await?;
+        let mut messages = sqlx::query_as::<_, Message>(REPLIES)
+            .bind(conversation)
+            .bind(root)
+            .bind(after)
+            .bind(include_hidden)
+            .bind(limit + 1)
+            .fetch_all(&self.pool)
+            .await?;
         let has_more = messages.len() as i64 > limit;
         messages.truncate(limit.max(0) as usize);
         Ok(HistoryPage {
