@@ -117,7 +117,17 @@ export const api = {
   },
   conversation: (id) => call('GET', `/api/chat/conversations/${id}`),
   createConversation: (body) => call('POST', '/api/chat/conversations', { body }),
-  participants: (id) => call('GET', `/api/chat/conversations/${id}/participants`),
+  /** Every participant of a conversation (pages of 200 in user id order). */
+  participants: async (id) => {
+    const all = [];
+    let after = '';
+    for (;;) {
+      const page = await call('GET', `/api/chat/conversations/${id}/participants?limit=200${after ? `&after=${after}` : ''}`);
+      all.push(...page);
+      if (page.length < 200) return all;
+      after = page[page.length - 1].user_id;
+    }
+  },
 
   /** A page of history: the newest, or the one before `before`. `{ body, hasMore }`. */
   history: (id, before, limit = 40) =>

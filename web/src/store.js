@@ -133,11 +133,19 @@ export function participantName(c, userId) {
   return p ? p.display_name || p.username : 'Someone';
 }
 
+/** Whether `c.participants` is the whole list, not the listing's preview. */
+export function hasAllParticipants(c) {
+  return (c?.participants?.length ?? 0) >= (c?.participant_count ?? 0);
+}
+
 /**
  * Our message's state from the others' watermarks: `read` once every other participant
  * has read it, `delivered` once it reached a device of each, else `sent`.
  */
 export function deliveryState(c, message) {
+  // A large group's listing carries a preview of its participants: then the server's
+  // counts (as of the page), not the preview's watermarks.
+  if (!hasAllParticipants(c)) return message.delivery?.state || 'sent';
   const others = (c?.participants || []).filter((p) => p.user_id !== state.me?.id);
   if (others.length === 0) return 'sent';
   if (others.every((p) => (p.last_read_seq ?? 0) >= message.seq)) return 'read';
@@ -285,6 +293,9 @@ async function loadConversations() {
     if (!current.has(id)) forgetConversation(id);
   }
   for (const c of list) {
+    // Keep the whole participant list an opened large group loaded.
+    const known = state.conversations.get(c.id);
+    if (!hasAllParticipants(c) && known && hasAllParticipants(known)) c.participants = known.participants;
     state.conversations.set(c.id, c);
     if (!state.positions.has(c.id)) state.positions.set(c.id, c.last_seq ?? 0);
     if (c.last_message) c.last_message = normalize(c.last_message);
@@ -312,7 +323,12 @@ async function fetchConversation(id) {
     const c = await api.conversation(id);
     if (c.last_message) c.last_message = normalize(c.last_message);
     const known = state.conversations.has(id);
-    state.conversations.set(id, { ...state.conversations.get(id), ...c });
+    const merged = { ...state.conversations.get(id), ...c };
+    if (!hasAllParticipants(merged) && state.route.conversationId === id) {
+      // The open large group keeps its whole participant list (names, receipts).
+      merged.participants = await api.participants(id).catch(() => merged.participants);
+    }
+    state.conversations.set(id, merged);
     if (!known) fetchPresence(c);
     if (!state.positions.has(id)) state.positions.set(id, c.last_seq ?? 0);
     changed();
@@ -358,6 +374,15 @@ async function openConversation(id) {
       state.openError = err.status === 404 ? 'not_found' : err.message;
       changed();
       return;
+    }
+  }
+  const c = state.conversations.get(id);
+  if (c && !hasAllParticipants(c)) {
+    // Names and receipts of everyone, not only the listing's preview.
+    try {
+      c.participants = await api.participants(id);
+    } catch {
+      // The preview and the server's counts still work.
     }
   }
   const t = thread(id);

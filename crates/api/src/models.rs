@@ -291,7 +291,10 @@ pub struct Message {
     pub deleted_at: Option<DateTime<Utc>>,
     pub moderation: ModerationState,
     pub attachments: Vec<Attachment>,
-    /// Per recipient (everyone but the sender): sent, delivered or read.
+    /// How far it got with its recipients (everyone but the sender), in counts.
+    pub delivery: Delivery,
+    /// Per recipient: sent, delivered or read (seed 000's statuses). Listed only when
+    /// there are at most 10 recipients, else empty: page them with `…/statuses/`.
     pub statuses: Vec<MessageStatus>,
     /// Reactions per emoji, in the order they were first used.
     pub reactions: Vec<Reaction>,
@@ -308,19 +311,54 @@ pub struct Reaction {
     pub reacted_by_me: bool,
 }
 
+/// A message's progress over all its recipients.
+#[derive(Debug, Clone, Object)]
+pub struct Delivery {
+    /// `read` once every recipient read it, `delivered` once it reached a device of each,
+    /// else `sent` (also with no recipients).
+    pub state: DeliveryStatus,
+    pub recipients: i64,
+    /// Recipients it reached (read ones included).
+    pub delivered: i64,
+    pub read: i64,
+}
+
+impl From<chat_service::messages::Reach> for Delivery {
+    fn from(r: chat_service::messages::Reach) -> Self {
+        Self {
+            state: r.state().into(),
+            recipients: r.recipients,
+            delivered: r.delivered,
+            read: r.read,
+        }
+    }
+}
+
 impl Message {
-    /// A message with the statuses derived from these participants' watermarks.
+    /// A message with its delivery and statuses derived from these participants'
+    /// watermarks (all of the conversation's).
     pub fn with_statuses(m: domain::Message, participants: &[domain::Participant]) -> Self {
-        let statuses = chat_service::messages::statuses_of(&m, participants)
-            .into_iter()
-            .map(Into::into)
-            .collect();
-        Self::build(m, statuses)
+        let reach = chat_service::messages::reach_of(&m, participants);
+        let statuses = if reach.recipients as usize <= domain::PARTICIPANT_PREVIEW {
+            chat_service::messages::statuses_of(&m, participants)
+                .into_iter()
+                .map(Into::into)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Self::build(m, reach.into(), statuses)
     }
 
-    /// A message with statuses computed by the service.
-    pub fn with_recipient_statuses(m: domain::Message, statuses: Vec<RecipientStatus>) -> Self {
-        Self::build(m, statuses.into_iter().map(Into::into).collect())
+    /// A message of a listing that carries no statuses (search hits).
+    pub fn without_statuses(m: domain::Message) -> Self {
+        let unknown = Delivery {
+            state: DeliveryStatus::Sent,
+            recipients: 0,
+            delivered: 0,
+            read: 0,
+        };
+        Self::build(m, unknown, Vec::new())
     }
 
     /// Attaches the reactions that belong to this message (others are ignored).
@@ -337,7 +375,7 @@ impl Message {
         self
     }
 
-    fn build(m: domain::Message, statuses: Vec<MessageStatus>) -> Self {
+    fn build(m: domain::Message, delivery: Delivery, statuses: Vec<MessageStatus>) -> Self {
         Self {
             id: m.id.as_uuid(),
             conversation_id: m.conversation_id.as_uuid(),
@@ -352,6 +390,7 @@ impl Message {
             deleted_at: m.deleted_at,
             moderation: m.moderation.into(),
             attachments: m.attachments.into_iter().map(Into::into).collect(),
+            delivery,
             statuses,
             reactions: Vec::new(),
             mentions: m.mentions.iter().map(|u| u.as_uuid()).collect(),
@@ -367,7 +406,10 @@ pub struct Conversation {
     pub name: Option<String>,
     pub is_group: bool,
     pub kind: ConversationKind,
+    /// The first 10 participants by user id (all of a conversation of up to 10); page
+    /// the rest with `…/participants/`.
     pub participants: Vec<Participant>,
+    pub participant_count: i64,
     pub context_type: ContextType,
     pub context_id: Option<String>,
     pub created_by: Uuid,
@@ -399,6 +441,7 @@ impl From<domain::ConversationSummary> for Conversation {
             name: c.name,
             kind: c.kind.into(),
             participants: s.participants.into_iter().map(Into::into).collect(),
+            participant_count: s.participant_count,
             context_type: c.context_type.into(),
             context_id: c.context_id,
             created_by: c.created_by.as_uuid(),
@@ -518,7 +561,13 @@ pub struct Watermarks {
 pub struct MessageStatuses {
     pub message_id: Uuid,
     pub seq: i64,
+    /// Over all recipients.
+    pub delivery: Delivery,
+    /// This page of recipients, in user id order.
     pub statuses: Vec<MessageStatus>,
+    /// Pass as `after` for the next page; absent on the last.
+    #[oai(skip_serializing_if_is_none)]
+    pub next: Option<Uuid>,
 }
 
 #[derive(Debug, Clone, Object)]

@@ -333,12 +333,19 @@ pub struct ModerationDecision {
     pub decided_at: DateTime<Utc>,
 }
 
+/// How many participants a conversation listing carries, and how many recipients a
+/// message lists one by one: beyond that, counts (and the paged endpoints).
+pub const PARTICIPANT_PREVIEW: usize = 10;
+
 /// One row of a user's conversation list.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ConversationSummary {
     pub conversation: Conversation,
+    /// The first [`PARTICIPANT_PREVIEW`] participants, by user id (all of a small
+    /// conversation); the rest are paged by their own endpoint.
     pub participants: Vec<Participant>,
+    pub participant_count: i64,
     pub last_message: Option<Message>,
     /// Messages from others past the caller's read watermark.
     pub unread_count: i64,

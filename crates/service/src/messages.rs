@@ -2,7 +2,7 @@
 
 use chat_domain::{
     ConversationId, DeliveryStatus, EventPayload, Message, MessageId, MessageKind, Participant,
-    ValidationError, validate,
+    UserId, ValidationError, validate,
 };
 use chat_store::messages::{Inserted, NewMessage};
 use chat_store::participants::WatermarkMove;
@@ -66,6 +66,16 @@ impl PendingSend {
 pub struct RecipientStatus {
     pub user_id: chat_domain::UserId,
     pub status: DeliveryStatus,
+}
+
+/// A page of one message's recipient statuses (see [`ChatService::message_statuses`]).
+#[derive(Debug, Clone)]
+pub struct MessageStatusPage {
+    pub message: Message,
+    pub reach: Reach,
+    pub statuses: Vec<RecipientStatus>,
+    /// The `after` of the next page; `None` on the last.
+    pub next: Option<UserId>,
 }
 
 impl ChatService {
@@ -329,28 +339,57 @@ impl ChatService {
         Ok(deleted)
     }
 
-    /// The state of a message for each recipient (everyone but its sender).
+    /// A message's reach, and the state of a page of its recipients (everyone but its
+    /// sender) in user id order after `after`; the cursor of the next page, if any.
     pub async fn message_statuses(
         &self,
         caller: &Caller,
         conversation: ConversationId,
         id: MessageId,
-    ) -> Result<(Message, Vec<RecipientStatus>), ServiceError> {
+        after: Option<UserId>,
+        limit: i64,
+    ) -> Result<MessageStatusPage, ServiceError> {
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(
+                ValidationError::new("limit", format!("must be between 1 and {MAX_PAGE}")).into(),
+            );
+        }
         let me = self.membership(caller, conversation).await?;
         let message = self.visible_message(&me, conversation, id).await?;
         let participants = self.store.participants(conversation).await?;
-        let statuses = statuses_of(&message, &participants);
-        Ok((message, statuses))
+        let reach = reach_of(&message, &participants);
+        let mut recipients: Vec<&Participant> = participants
+            .iter()
+            .filter(|p| Some(p.user_id) != message.sender_id)
+            .filter(|p| after.is_none_or(|a| p.user_id.as_uuid() > a.as_uuid()))
+            .collect();
+        recipients.sort_by_key(|p| p.user_id.as_uuid());
+        let more = recipients.len() as i64 > limit;
+        recipients.truncate(limit as usize);
+        let statuses: Vec<RecipientStatus> = recipients
+            .iter()
+            .map(|p| RecipientStatus {
+                user_id: p.user_id,
+                status: DeliveryStatus::from_watermarks(
+                    message.seq,
+                    p.last_delivered_seq,
+                    p.last_read_seq,
+                ),
+            })
+            .collect();
+        let next = more.then(|| statuses.last().map(|s| s.user_id)).flatten();
+        Ok(MessageStatusPage {
+            message,
+            reach,
+            statuses,
+            next,
+        })
     }
 
-    /// Each recipient's status of a message the caller has just been allowed to act on
-    /// (sent, edited, deleted): for rendering the result of that operation.
-    pub async fn recipient_statuses(
-        &self,
-        message: &Message,
-    ) -> Result<Vec<RecipientStatus>, ServiceError> {
-        let participants = self.store.participants(message.conversation_id).await?;
-        Ok(statuses_of(message, &participants))
+    /// The participants of the conversation of a message the caller has just been
+    /// allowed to act on (sent, edited, deleted): for rendering its statuses.
+    pub async fn audience_of(&self, message: &Message) -> Result<Vec<Participant>, ServiceError> {
+        Ok(self.store.participants(message.conversation_id).await?)
     }
 
     /// Moves the caller's delivered or read watermark forward to `seq`.
@@ -389,6 +428,52 @@ impl ChatService {
         self.announce(outboxed);
         Ok(moved)
     }
+}
+
+/// How far a message got with its recipients (every participant but its sender).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reach {
+    pub recipients: i64,
+    /// Recipients it reached (delivered or read).
+    pub delivered: i64,
+    pub read: i64,
+}
+
+impl Reach {
+    /// `read` once every recipient read it, `delivered` once it reached each, else `sent`.
+    pub fn state(&self) -> DeliveryStatus {
+        if self.recipients > 0 && self.read == self.recipients {
+            DeliveryStatus::Read
+        } else if self.recipients > 0 && self.delivered == self.recipients {
+            DeliveryStatus::Delivered
+        } else {
+            DeliveryStatus::Sent
+        }
+    }
+}
+
+/// A message's [`Reach`] over these participants (all of its conversation's).
+pub fn reach_of(message: &Message, participants: &[Participant]) -> Reach {
+    let mut reach = Reach {
+        recipients: 0,
+        delivered: 0,
+        read: 0,
+    };
+    for p in participants
+        .iter()
+        .filter(|p| Some(p.user_id) != message.sender_id)
+    {
+        reach.recipients += 1;
+        match DeliveryStatus::from_watermarks(message.seq, p.last_delivered_seq, p.last_read_seq) {
+            DeliveryStatus::Read => {
+                reach.read += 1;
+                reach.delivered += 1;
+            }
+            DeliveryStatus::Delivered => reach.delivered += 1,
+            DeliveryStatus::Sent => {}
+        }
+    }
+    reach
 }
 
 /// Statuses of a message for every participant except its sender.

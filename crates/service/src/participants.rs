@@ -11,6 +11,8 @@ use chat_store::participants::MembershipChange;
 use crate::{Caller, ChatService, ServiceError};
 
 impl ChatService {
+    /// Every participant, for rendering messages' statuses (the caller's membership is
+    /// checked).
     pub async fn participants(
         &self,
         caller: &Caller,
@@ -18,6 +20,28 @@ impl ChatService {
     ) -> Result<Vec<Participant>, ServiceError> {
         self.membership(caller, conversation).await?;
         Ok(self.store.participants(conversation).await?)
+    }
+
+    /// A page of participants in user id order after `after` (1–200 at a time).
+    pub async fn participants_page(
+        &self,
+        caller: &Caller,
+        conversation: ConversationId,
+        after: Option<UserId>,
+        limit: i64,
+    ) -> Result<Vec<Participant>, ServiceError> {
+        if !(1..=crate::messages::MAX_PAGE).contains(&limit) {
+            return Err(chat_domain::ValidationError::new(
+                "limit",
+                format!("must be between 1 and {}", crate::messages::MAX_PAGE),
+            )
+            .into());
+        }
+        self.membership(caller, conversation).await?;
+        Ok(self
+            .store
+            .participants_page(conversation, after, limit)
+            .await?)
     }
 
     /// Adds a user to a group.

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use chat_domain::{
     ContextType, Conversation, ConversationId, ConversationKind, ConversationSummary, Message,
-    Participant, Role, UserId,
+    PARTICIPANT_PREVIEW, Participant, Role, UserId,
 };
 
 use sqlx::AssertSqlSafe;
@@ -56,6 +56,7 @@ fn direct_key(a: UserId, b: UserId) -> String {
 struct MembershipRow {
     #[sqlx(flatten)]
     conversation: Conversation,
+    participant_count: i32,
     role: Role,
     muted: bool,
     unread_count: i64,
@@ -143,7 +144,7 @@ impl Store {
     ) -> Result<Vec<ConversationSummary>, StoreError> {
         let rows = sqlx::query_as::<_, MembershipRow>(
             "SELECT c.id, c.kind, c.name, c.context_type, c.context_id, c.created_by, c.created_at,
-                    c.updated_at, c.last_seq, c.last_message_at, p.role, p.muted,
+                    c.updated_at, c.last_seq, c.last_message_at, c.participant_count, p.role, p.muted,
                     (SELECT count(*) FROM messages m
                       WHERE m.conversation_id = c.id AND m.seq > p.last_read_seq
                         AND m.sender_id IS DISTINCT FROM p.user_id
@@ -168,7 +169,7 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         let ids: Vec<uuid::Uuid> = rows.iter().map(|r| r.conversation.id.as_uuid()).collect();
-        let mut participants = self.participants_of_many(&ids).await?;
+        let mut participants = self.participant_previews(&ids).await?;
         let mut last_messages: HashMap<ConversationId, Message> = sqlx::query_as::<_, Message>(
             "SELECT m.id, m.conversation_id, m.seq, m.sender_id, m.kind, m.text, m.client_msg_id, m.reply_to,
                     m.created_at, m.edited_at, m.deleted_at, m.moderation
@@ -189,6 +190,7 @@ impl Store {
                 let id = row.conversation.id;
                 ConversationSummary {
                     participants: participants.remove(&id).unwrap_or_default(),
+                    participant_count: i64::from(row.participant_count),
                     last_message: last_messages.remove(&id),
                     unread_count: row.unread_count,
                     unread_mentions: row.unread_mentions,
@@ -200,18 +202,23 @@ impl Store {
             .collect())
     }
 
-    async fn participants_of_many(
+    /// The first [`PARTICIPANT_PREVIEW`] participants (by user id) of each conversation:
+    /// a bounded read whatever their size.
+    async fn participant_previews(
         &self,
         ids: &[uuid::Uuid],
     ) -> Result<HashMap<ConversationId, Vec<Participant>>, StoreError> {
         let rows = sqlx::query_as::<_, Participant>(
             "SELECT p.conversation_id, p.user_id, u.username, u.display_name, p.role, p.joined_at,
                     p.last_delivered_seq, p.last_read_seq, p.muted
-               FROM participants p JOIN users u ON u.id = p.user_id
-              WHERE p.conversation_id = ANY($1)
-              ORDER BY p.joined_at, u.username",
+               FROM unnest($1::uuid[]) AS c(id),
+                    LATERAL (SELECT * FROM participants WHERE conversation_id = c.id
+                              ORDER BY user_id LIMIT $2) p
+               JOIN users u ON u.id = p.user_id
+              ORDER BY p.conversation_id, p.user_id",
         )
         .bind(ids)
+        .bind(PARTICIPANT_PREVIEW as i64)
         .fetch_all(&self.pool)
         .await?;
         let mut map: HashMap<ConversationId, Vec<Participant>> = HashMap::new();

@@ -76,6 +76,25 @@ impl Store {
         .await?)
     }
 
+    /// A page of participants in user id order, after `after`: bounded by the page in a
+    /// conversation of any size.
+    pub async fn participants_page(
+        &self,
+        conversation: ConversationId,
+        after: Option<UserId>,
+        limit: i64,
+    ) -> Result<Vec<Participant>, StoreError> {
+        Ok(sqlx::query_as::<_, Participant>(AssertSqlSafe(format!(
+            "{PARTICIPANT_SELECT} WHERE p.conversation_id = $1 AND p.user_id > $2
+              ORDER BY p.user_id LIMIT $3"
+        )))
+        .bind(conversation)
+        .bind(after.map_or(uuid::Uuid::nil(), |u| u.as_uuid()))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// Adds a participant. Already a participant: `Conflict("participants_pkey")`;
     /// unknown user: `MissingReference`.
     pub async fn add_participant(

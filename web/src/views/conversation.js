@@ -44,7 +44,7 @@ function Header({ c }) {
   const other = otherParticipant(c);
   let subtitle;
   if (other) subtitle = state.presence.get(other.user_id) ? 'online' : 'offline';
-  else subtitle = `${c.participants?.length ?? 0} participants`;
+  else subtitle = `${c.participant_count ?? c.participants?.length ?? 0} participants`;
   return html`
     <header class="conversation-head">
       <${BackButton} />

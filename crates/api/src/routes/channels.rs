@@ -293,8 +293,7 @@ impl ChannelsApi {
                 .map(|h| SearchHit {
                     conversation_id: h.message.conversation_id.as_uuid(),
                     rank: h.rank,
-                    message: Message::with_recipient_statuses(h.message, Vec::new())
-                        .with_reactions(&reactions),
+                    message: Message::without_statuses(h.message).with_reactions(&reactions),
                 })
                 .collect(),
         ))

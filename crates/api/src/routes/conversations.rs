@@ -174,7 +174,8 @@ impl ConversationsApi {
         Ok(NoContent::Done)
     }
 
-    /// The participants of a conversation, with roles and watermarks.
+    /// The participants of a conversation, with roles and watermarks: a page at a time in
+    /// user id order (ask for the next with `after` set to the last one's `user_id`).
     #[oai(
         path = "/api/chat/conversations/:id/participants/",
         method = "get",
@@ -185,10 +186,19 @@ impl ConversationsApi {
         svc: Data<&ChatService>,
         auth: Auth,
         id: Path<Uuid>,
+        /// Only participants with a greater user id.
+        after: Query<Option<Uuid>>,
+        /// Page size, 1–200 (default 100).
+        limit: Query<Option<i64>>,
     ) -> Result<Json<Vec<Participant>>, ApiError> {
         let caller = auth.caller(&svc).await?;
         let list = svc
-            .participants(&caller, ConversationId::from(id.0))
+            .participants_page(
+                &caller,
+                ConversationId::from(id.0),
+                after.0.map(UserId::from),
+                limit.0.unwrap_or(100),
+            )
             .await?;
         Ok(Json(list.into_iter().map(Into::into).collect()))
     }

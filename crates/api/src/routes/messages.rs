@@ -177,8 +177,8 @@ impl MessagesApi {
                 .collect(),
         };
         let sent = svc.send_message(&caller, conversation, request).await?;
-        let statuses = svc.recipient_statuses(&sent.message).await?;
-        let message = Message::with_recipient_statuses(sent.message, statuses);
+        let audience = svc.audience_of(&sent.message).await?;
+        let message = Message::with_statuses(sent.message, &audience);
         Ok(if sent.created {
             MessageSent::Created(Json(message))
         } else {
@@ -205,10 +205,10 @@ impl MessagesApi {
         let edited = svc
             .edit_message(&caller, conversation, MessageId::from(id.0), &body.text)
             .await?;
-        let statuses = svc.recipient_statuses(&edited).await?;
+        let audience = svc.audience_of(&edited).await?;
         let reactions = svc.reactions(&caller, &[edited.id]).await?;
         Ok(Json(
-            Message::with_recipient_statuses(edited, statuses).with_reactions(&reactions),
+            Message::with_statuses(edited, &audience).with_reactions(&reactions),
         ))
     }
 
@@ -230,11 +230,12 @@ impl MessagesApi {
         let deleted = svc
             .delete_message(&caller, conversation, MessageId::from(id.0))
             .await?;
-        let statuses = svc.recipient_statuses(&deleted).await?;
-        Ok(Json(Message::with_recipient_statuses(deleted, statuses)))
+        let audience = svc.audience_of(&deleted).await?;
+        Ok(Json(Message::with_statuses(deleted, &audience)))
     }
 
-    /// Each recipient's state of a message: sent, delivered or read.
+    /// A message's delivery over all recipients, and each recipient's state (sent,
+    /// delivered or read), a page at a time in user id order.
     #[oai(
         path = "/api/chat/conversations/:conversation_pk/messages/:id/statuses/",
         method = "get",
@@ -246,19 +247,27 @@ impl MessagesApi {
         auth: Auth,
         conversation_pk: Path<Uuid>,
         id: Path<Uuid>,
+        /// Only recipients with a greater user id (the previous page's `next`).
+        after: Query<Option<Uuid>>,
+        /// Page size, 1–200 (default 100).
+        limit: Query<Option<i64>>,
     ) -> Result<Json<MessageStatuses>, ApiError> {
         let caller = auth.caller(&svc).await?;
-        let (message, statuses) = svc
+        let page = svc
             .message_statuses(
                 &caller,
                 ConversationId::from(conversation_pk.0),
                 MessageId::from(id.0),
+                after.0.map(chat_domain::UserId::from),
+                limit.0.unwrap_or(100),
             )
             .await?;
         Ok(Json(MessageStatuses {
-            message_id: message.id.as_uuid(),
-            seq: message.seq,
-            statuses: statuses.into_iter().map(Into::into).collect(),
+            message_id: page.message.id.as_uuid(),
+            seq: page.message.seq,
+            delivery: page.reach.into(),
+            statuses: page.statuses.into_iter().map(Into::into).collect(),
+            next: page.next.map(|u| u.as_uuid()),
         }))
     }
 
