@@ -196,6 +196,27 @@ async fn a_thousand_member_group_reads_like_a_small_one() {
         .collect();
     assert_eq!(unique.len(), MEMBERS);
     assert_eq!(participants.len(), MEMBERS);
+    // Unread counts stop at 100 ("99+"), however far behind the reader is.
+    let unread = |list: &Value, cid: Uuid| {
+        list.as_array()
+            .expect("list")
+            .iter()
+            .find(|c| c["id"] == cid.to_string())
+            .map(|c| c["unread_count"].clone())
+    };
+    let before = app.get("/api/chat/conversations/", &reader).await;
+    assert_eq!(unread(before.ok(200), small), Some(json!(50)));
+    for i in 0..60 {
+        app.send(&owner, small, &format!("more {i}")).await;
+    }
+    let after = app.get("/api/chat/conversations/", &reader).await;
+    assert_eq!(unread(after.ok(200), small), Some(json!(100)));
+    assert_eq!(
+        unread(after.ok(200), big),
+        Some(json!(0)),
+        "read in the big group"
+    );
+
     // Counted when members come and go.
     let removed = app
         .delete(

@@ -419,9 +419,10 @@ pub struct Conversation {
     pub last_seq: i64,
     /// The newest visible message, as a preview.
     pub last_message: Option<Message>,
-    /// Messages from others the caller has not read.
+    /// Messages from others the caller has not read, among the newest 500 and counted
+    /// up to 100 (100 means "100 or more": show "99+").
     pub unread_count: i64,
-    /// Unread messages that mention the caller.
+    /// Unread messages that mention the caller, counted up to 100.
     pub unread_mentions: i64,
     /// The caller's role here.
     pub my_role: Role,

@@ -14,6 +14,55 @@ use crate::{OutboxEvent, Outboxed, Store, StoreError, commit_with_events};
 const CONVERSATION_COLUMNS: &str = "id, kind, name, context_type, context_id, created_by, created_at, \
                                     updated_at, last_seq, last_message_at";
 
+/// Unread messages are counted among the newest this many seqs after the read watermark,
+/// and up to [`UNREAD_CAP`]: a list costs the same however far behind its reader is.
+pub const UNREAD_WINDOW: i64 = 500;
+/// The most unread messages (and unread mentions) counted: the cap means "this many or
+/// more" (clients show "99+").
+pub const UNREAD_CAP: i64 = 100;
+
+/// The caller's conversation list: `$1` the user, `$2`/`$3` context filters, `$4` limit,
+/// `$5` offset, `$6` one conversation only, `$7` [`UNREAD_WINDOW`], `$8` [`UNREAD_CAP`].
+/// Public for the plan test (`tests/tests/read_plans.rs`).
+pub const CONVERSATION_LIST: &str = "SELECT c.id, c.kind, c.name, c.context_type, c.context_id, c.created_by,
+        c.created_at, c.updated_at, c.last_seq, c.last_message_at, c.participant_count, p.role, p.muted,
+        (SELECT count(*) FROM (
+            SELECT 1 FROM messages m
+             WHERE m.conversation_id = c.id AND m.seq > GREATEST(p.last_read_seq, c.last_seq - $7)
+               AND m.sender_id IS DISTINCT FROM p.user_id
+               AND m.deleted_at IS NULL AND m.moderation <> 'hidden'
+             LIMIT $8) unread) AS unread_count,
+        (SELECT count(*) FROM (
+            SELECT 1 FROM mentions mn JOIN messages m ON m.id = mn.message_id
+             WHERE mn.user_id = p.user_id AND mn.conversation_id = c.id AND mn.seq > p.last_read_seq
+               AND m.deleted_at IS NULL AND m.moderation <> 'hidden'
+             LIMIT $8) mentioned) AS unread_mentions
+   FROM participants p JOIN conversations c ON c.id = p.conversation_id
+  WHERE p.user_id = $1
+    AND ($2::text IS NULL OR c.context_type = $2)
+    AND ($3::text IS NULL OR c.context_id = $3)
+    AND ($6::uuid IS NULL OR c.id = $6)
+  ORDER BY COALESCE(c.last_message_at, c.created_at) DESC, c.id
+  LIMIT $4 OFFSET $5";
+
+/// The newest visible message of each conversation in `$1`.
+pub const LAST_MESSAGES: &str =
+    "SELECT m.id, m.conversation_id, m.seq, m.sender_id, m.kind, m.text,
+        m.client_msg_id, m.reply_to, m.created_at, m.edited_at, m.deleted_at, m.moderation
+   FROM unnest($1::uuid[]) AS c(id),
+        LATERAL (SELECT * FROM messages WHERE conversation_id = c.id AND moderation <> 'hidden'
+                  ORDER BY seq DESC LIMIT 1) m";
+
+/// The first `$2` participants (by user id) of each conversation in `$1`.
+pub const PARTICIPANT_PREVIEWS: &str =
+    "SELECT p.conversation_id, p.user_id, u.username, u.display_name,
+        p.role, p.joined_at, p.last_delivered_seq, p.last_read_seq, p.muted
+   FROM unnest($1::uuid[]) AS c(id),
+        LATERAL (SELECT * FROM participants WHERE conversation_id = c.id
+                  ORDER BY user_id LIMIT $2) p
+   JOIN users u ON u.id = p.user_id
+  ORDER BY p.conversation_id, p.user_id";
+
 /// A conversation to create.
 #[derive(Debug, Clone)]
 pub struct NewConversation {
@@ -142,48 +191,27 @@ impl Store {
         user: UserId,
         filter: &ConversationFilter,
     ) -> Result<Vec<ConversationSummary>, StoreError> {
-        let rows = sqlx::query_as::<_, MembershipRow>(
-            "SELECT c.id, c.kind, c.name, c.context_type, c.context_id, c.created_by, c.created_at,
-                    c.updated_at, c.last_seq, c.last_message_at, c.participant_count, p.role, p.muted,
-                    (SELECT count(*) FROM messages m
-                      WHERE m.conversation_id = c.id AND m.seq > p.last_read_seq
-                        AND m.sender_id IS DISTINCT FROM p.user_id
-                        AND m.deleted_at IS NULL AND m.moderation <> 'hidden') AS unread_count,
-                    (SELECT count(*) FROM mentions mn JOIN messages m ON m.id = mn.message_id
-                      WHERE mn.user_id = p.user_id AND mn.conversation_id = c.id AND mn.seq > p.last_read_seq
-                        AND m.deleted_at IS NULL AND m.moderation <> 'hidden') AS unread_mentions
-               FROM participants p JOIN conversations c ON c.id = p.conversation_id
-              WHERE p.user_id = $1
-                AND ($2::text IS NULL OR c.context_type = $2)
-                AND ($3::text IS NULL OR c.context_id = $3)
-                AND ($6::uuid IS NULL OR c.id = $6)
-              ORDER BY COALESCE(c.last_message_at, c.created_at) DESC, c.id
-              LIMIT $4 OFFSET $5",
-        )
-        .bind(user)
-        .bind(filter.context_type)
-        .bind(&filter.context_id)
-        .bind(filter.limit)
-        .bind(filter.offset)
-        .bind(filter.only)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query_as::<_, MembershipRow>(CONVERSATION_LIST)
+            .bind(user)
+            .bind(filter.context_type)
+            .bind(&filter.context_id)
+            .bind(filter.limit)
+            .bind(filter.offset)
+            .bind(filter.only)
+            .bind(UNREAD_WINDOW)
+            .bind(UNREAD_CAP)
+            .fetch_all(&self.pool)
+            .await?;
         let ids: Vec<uuid::Uuid> = rows.iter().map(|r| r.conversation.id.as_uuid()).collect();
         let mut participants = self.participant_previews(&ids).await?;
-        let mut last_messages: HashMap<ConversationId, Message> = sqlx::query_as::<_, Message>(
-            "SELECT m.id, m.conversation_id, m.seq, m.sender_id, m.kind, m.text, m.client_msg_id, m.reply_to,
-                    m.created_at, m.edited_at, m.deleted_at, m.moderation
-               FROM unnest($1::uuid[]) AS c(id),
-                    LATERAL (SELECT * FROM messages
-                              WHERE conversation_id = c.id AND moderation <> 'hidden'
-                              ORDER BY seq DESC LIMIT 1) m",
-        )
-        .bind(&ids)
-        .fetch_all(&self.pool)
-        .await?
-        .into_iter()
-        .map(|m| (m.conversation_id, m))
-        .collect();
+        let mut last_messages: HashMap<ConversationId, Message> =
+            sqlx::query_as::<_, Message>(LAST_MESSAGES)
+                .bind(&ids)
+                .fetch_all(&self.pool)
+                .await?
+                .into_iter()
+                .map(|m| (m.conversation_id, m))
+                .collect();
         Ok(rows
             .into_iter()
             .map(|row| {
@@ -208,19 +236,11 @@ impl Store {
         &self,
         ids: &[uuid::Uuid],
     ) -> Result<HashMap<ConversationId, Vec<Participant>>, StoreError> {
-        let rows = sqlx::query_as::<_, Participant>(
-            "SELECT p.conversation_id, p.user_id, u.username, u.display_name, p.role, p.joined_at,
-                    p.last_delivered_seq, p.last_read_seq, p.muted
-               FROM unnest($1::uuid[]) AS c(id),
-                    LATERAL (SELECT * FROM participants WHERE conversation_id = c.id
-                              ORDER BY user_id LIMIT $2) p
-               JOIN users u ON u.id = p.user_id
-              ORDER BY p.conversation_id, p.user_id",
-        )
-        .bind(ids)
-        .bind(PARTICIPANT_PREVIEW as i64)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query_as::<_, Participant>(PARTICIPANT_PREVIEWS)
+            .bind(ids)
+            .bind(PARTICIPANT_PREVIEW as i64)
+            .fetch_all(&self.pool)
+            .await?;
         let mut map: HashMap<ConversationId, Vec<Participant>> = HashMap::new();
         for p in rows {
             map.entry(p.conversation_id).or_default().push(p);

@@ -92,7 +92,7 @@ function ConversationItem({ c }) {
           </span>
           <span class="conversation-bottom">
             <span class=${`preview ${typing ? 'typing' : ''}`}>${preview}</span>
-            ${unread > 0 && html`<span class="badge" data-testid="unread" aria-label=${`${unread} unread`}>${unread}</span>`}
+            ${unread > 0 && html`<span class="badge" data-testid="unread" aria-label=${`${unread} unread`}>${unread >= 100 ? '99+' : unread}</span>`}
           </span>
           ${other && html`<span class="visually-hidden">${online ? 'online' : 'offline'}</span>`}
         </span>
