@@ -131,6 +131,7 @@ pub async fn test_settings() -> anyhow::Result<ServiceSettings> {
         access_token_ttl_secs: 900,
         refresh_token_ttl_secs: 3600,
         session_max_age_secs: 7200,
+        access_cache_ms: 1000,
         max_upload_bytes: 2 * 1024 * 1024,
         write_batch_max: 512,
         fault_exit_after_commit: false,
@@ -342,6 +343,19 @@ impl TestApp {
     /// the gateways first and then tell the page where they are.
     pub async fn serve_web(&self, web: chat_api::web::WebSettings) -> anyhow::Result<String> {
         serve_api(self.service.clone(), web, std::future::pending()).await
+    }
+
+    /// Another replica of the API on the same database, Redis and bus (its own service,
+    /// so its own caches, as another process would have), with its settings adjusted;
+    /// returns its base URL.
+    pub async fn replica(
+        &self,
+        adjust: impl FnOnce(&mut ServiceSettings),
+    ) -> anyhow::Result<String> {
+        let mut settings = self.settings.clone();
+        adjust(&mut settings);
+        let service = settings.build()?;
+        serve_api(service, web_settings(Vec::new()), std::future::pending()).await
     }
 
     /// Like `serve_web`, in two steps: the port is bound now, so its origin can be given

@@ -15,6 +15,7 @@
 //!
 //! This crate knows nothing of HTTP, WebSockets or SQL.
 
+pub mod invalidation;
 pub mod presence;
 pub mod throttle;
 

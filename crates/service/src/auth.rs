@@ -7,6 +7,7 @@ use chat_auth::{dummy_hash, new_refresh_token, refresh_token_hash};
 use chat_domain::{SessionId, User, UserId, validate};
 use chrono::Utc;
 
+use chat_bus::invalidation::Invalidation;
 use chat_store::sessions::{NewSession, Rotation, SessionRow};
 
 use crate::{Caller, ChatService, ServiceError};
@@ -184,6 +185,7 @@ impl ChatService {
             Rotation::Rotated { session, user } => self.tokens(user, session, new_token),
             Rotation::Replayed { session } => {
                 tracing::warn!(%session, "a retired refresh token was replayed; session revoked");
+                self.invalidate(Invalidation::Session { session }).await;
                 Err(ServiceError::Unauthenticated)
             }
             Rotation::JustRetired | Rotation::Refused => Err(ServiceError::Unauthenticated),
@@ -195,6 +197,10 @@ impl ChatService {
         self.store
             .revoke_session(caller.session_id, Some(caller.user_id), "logout")
             .await?;
+        self.invalidate(Invalidation::Session {
+            session: caller.session_id,
+        })
+        .await;
         Ok(())
     }
 
@@ -206,15 +212,22 @@ impl ChatService {
         access_token: Option<&str>,
         refresh_token: Option<&str>,
     ) -> Result<(), ServiceError> {
-        if let Some(token) = refresh_token {
-            self.store
+        if let Some(token) = refresh_token
+            && let Some(session) = self
+                .store
                 .revoke_session_by_refresh(&refresh_token_hash(token), "logout")
-                .await?;
+                .await?
+        {
+            self.invalidate(Invalidation::Session { session }).await;
         }
         if let Some(claims) = access_token.and_then(|t| self.keys.verify_signature_only(t).ok()) {
             self.store
                 .revoke_session(claims.sid, Some(claims.sub), "logout")
                 .await?;
+            self.invalidate(Invalidation::Session {
+                session: claims.sid,
+            })
+            .await;
         }
         Ok(())
     }
@@ -245,6 +258,7 @@ impl ChatService {
             .revoke_session(session, Some(caller.user_id), "revoked_by_owner")
             .await?
         {
+            self.invalidate(Invalidation::Session { session }).await;
             Ok(())
         } else {
             Err(ServiceError::NotFound("session"))
@@ -288,6 +302,11 @@ impl ChatService {
         self.store
             .change_password(caller.user_id, caller.session_id, &hash)
             .await?;
+        // Every other session ended; this one is asked again once, harmlessly.
+        self.invalidate(Invalidation::Sessions {
+            user: caller.user_id,
+        })
+        .await;
         Ok(())
     }
 
@@ -297,8 +316,11 @@ impl ChatService {
             .keys
             .verify_access(access_token)
             .map_err(|_| ServiceError::Unauthenticated)?;
-        if !self.store.session_is_active(claims.sid, claims.sub).await? {
-            return Err(ServiceError::Unauthenticated);
+        if !self.access.session_live(claims.sid, claims.sub) {
+            if !self.store.session_is_active(claims.sid, claims.sub).await? {
+                return Err(ServiceError::Unauthenticated);
+            }
+            self.access.remember_session(claims.sid, claims.sub);
         }
         Ok(Caller {
             user_id: claims.sub,

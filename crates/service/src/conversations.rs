@@ -214,6 +214,8 @@ impl ChatService {
         )];
         let outboxed = self.store.delete_conversation(id, events).await?;
         self.announce(outboxed);
+        self.invalidate(chat_bus::invalidation::Invalidation::Conversation { conversation: id })
+            .await;
         Ok(())
     }
 }

@@ -15,6 +15,7 @@
 //! [`messages`], [`channels`] (reactions, pins, threads, moderation, search); [`ServiceError`] is the one error type, mapped to HTTP and WebSocket
 //! errors by the adapters.
 
+pub mod access;
 pub mod attachments;
 pub mod auth;
 pub mod channels;
@@ -64,6 +65,7 @@ pub struct ChatService {
     publisher: publisher::Publisher,
     limits: Arc<limits::LimitSettings>,
     hasher: chat_auth::hasher::PasswordHasher,
+    access: Arc<access::AccessCache>,
 }
 
 /// Object storage and the job queues, for files.
@@ -99,6 +101,7 @@ impl ChatService {
         files: Files,
         writing: WriterSettings,
         limits: limits::LimitSettings,
+        access_ttl: std::time::Duration,
     ) -> Self {
         // Room for a few seconds of logins beyond those hashing; more are refused at once.
         let hasher = match limits.password_hash_threads {
@@ -121,6 +124,14 @@ impl ChatService {
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             }
         });
+        let access = Arc::new(access::AccessCache::new(access_ttl));
+        match bus.dedicated_reader() {
+            Ok(reader) => {
+                tokio::spawn(access::follow_invalidations(reader, access.clone()));
+            }
+            // Without the stream nothing is ever remembered: every check is asked.
+            Err(e) => tracing::warn!(error = %e, "no invalidation reader; access not cached"),
+        }
         Self {
             store,
             bus,
@@ -131,6 +142,7 @@ impl ChatService {
             publisher,
             limits: Arc::new(limits),
             hasher,
+            access,
         }
     }
 
@@ -199,10 +211,25 @@ impl ChatService {
         caller: &Caller,
         conversation: ConversationId,
     ) -> Result<Participant, ServiceError> {
-        self.store
+        if let Some(known) = self.access.membership(conversation, caller.user_id) {
+            return Ok(known);
+        }
+        let participant = self
+            .store
             .participant(conversation, caller.user_id)
             .await?
-            .ok_or(ServiceError::NotFound("conversation"))
+            .ok_or(ServiceError::NotFound("conversation"))?;
+        self.access.remember_membership(&participant);
+        Ok(participant)
+    }
+
+    /// Tells every process (this one first) to forget cached access. A failure is logged:
+    /// the caches forget on their own within `CHAT_ACCESS_CACHE_MS`.
+    async fn invalidate(&self, invalidation: chat_bus::invalidation::Invalidation) {
+        self.access.forget(&invalidation);
+        if let Err(e) = self.bus.publish_invalidation(&invalidation).await {
+            tracing::warn!(error = %e, ?invalidation, "invalidation not published");
+        }
     }
 }
 

@@ -204,15 +204,21 @@ impl ChatService {
         {
             return Err(ValidationError::new("since", "must not be after until").into());
         }
-        // One query gives both the caller's membership and everyone's watermarks.
-        let participants = self.store.participants(conversation).await?;
-        let me = participants
-            .iter()
-            .find(|p| p.user_id == caller.user_id)
-            .ok_or(ServiceError::NotFound("conversation"))?;
+        // The membership (usually cached) decides what the page may hold; then the page
+        // and everyone's watermarks (for the statuses) are read at once, on two
+        // connections: one round trip's wait.
+        let me = self.membership(caller, conversation).await?;
         query.include_hidden = me.role.can_moderate();
-        let page = self.store.history(conversation, &query).await?;
-        Ok((page, participants))
+        let (participants, page) = tokio::join!(
+            self.store.participants(conversation),
+            self.store.history(conversation, &query)
+        );
+        let participants = participants?;
+        // Removed since the cached membership was found: refused like a stranger.
+        if !participants.iter().any(|p| p.user_id == caller.user_id) {
+            return Err(ServiceError::NotFound("conversation"));
+        }
+        Ok((page?, participants))
     }
 
     /// One message, as the caller may see it.

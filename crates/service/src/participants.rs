@@ -8,6 +8,8 @@
 use chat_domain::{ConversationId, EventPayload, Participant, Role, UserId};
 use chat_store::participants::MembershipChange;
 
+use chat_bus::invalidation::Invalidation;
+
 use crate::{Caller, ChatService, ServiceError};
 
 impl ChatService {
@@ -140,6 +142,8 @@ impl ChatService {
             .change_membership(conversation, user, MembershipChange::SetRole(role), events)
             .await?;
         self.announce(outboxed);
+        self.invalidate(Invalidation::Membership { conversation, user })
+            .await;
         self.target(conversation, user).await
     }
 
@@ -180,6 +184,8 @@ impl ChatService {
             .change_membership(conversation, user, MembershipChange::Remove, events)
             .await?;
         self.announce(outboxed);
+        self.invalidate(Invalidation::Membership { conversation, user })
+            .await;
         Ok(())
     }
 

@@ -45,6 +45,11 @@ pub struct ServiceSettings {
     /// logs in again.
     #[arg(long, env = "CHAT_SESSION_MAX_AGE_SECS", default_value_t = 90 * 24 * 3600)]
     pub session_max_age_secs: u64,
+    /// How long a process trusts what it found about a session or a membership before
+    /// asking PostgreSQL again; changes reach every process at once over Redis anyway.
+    /// 0 turns the cache off.
+    #[arg(long, env = "CHAT_ACCESS_CACHE_MS", default_value_t = 1000)]
+    pub access_cache_ms: u64,
     /// Largest attachment accepted, in bytes.
     #[arg(long, env = "CHAT_MAX_UPLOAD_BYTES", default_value_t = 25 * 1024 * 1024)]
     pub max_upload_bytes: u64,
@@ -127,6 +132,7 @@ impl ServiceSettings {
             files,
             writing,
             self.limits.clone(),
+            std::time::Duration::from_millis(self.access_cache_ms),
         ))
     }
 }
