@@ -14,6 +14,7 @@ pub mod error;
 pub mod metrics;
 pub mod models;
 pub mod routes;
+pub mod serialized;
 pub mod strict;
 pub mod web;
 

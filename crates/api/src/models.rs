@@ -15,8 +15,9 @@ pub use crate::strict::Text;
 macro_rules! api_enum {
     ($(#[$meta:meta])* $name:ident from $domain:ident { $($variant:ident),+ $(,)? }) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, serde::Serialize)]
         #[oai(rename_all = "snake_case")]
+        #[serde(rename_all = "snake_case")]
         pub enum $name { $($variant),+ }
 
         impl From<domain::$domain> for $name {
@@ -170,12 +171,13 @@ impl From<chat_service::auth::Tokens> for TokenPair {
 }
 
 /// A participant of a conversation.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct Participant {
     pub user_id: Uuid,
     pub username: String,
     pub display_name: String,
     pub role: Role,
+    #[serde(with = "crate::serialized::rfc3339")]
     pub joined_at: DateTime<Utc>,
     /// Messages up to this seq reached one of the user's devices.
     pub last_delivered_seq: i64,
@@ -200,7 +202,7 @@ impl From<domain::Participant> for Participant {
 }
 
 /// A recipient's state of a message, derived from their watermarks.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct MessageStatus {
     pub user_id: Uuid,
     pub status: DeliveryStatus,
@@ -221,7 +223,7 @@ api_enum!(
 );
 
 /// An uploaded file.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct Attachment {
     pub id: Uuid,
     pub conversation_id: Uuid,
@@ -243,6 +245,7 @@ pub struct Attachment {
     pub download_url: String,
     /// Where participants get its thumbnail (images, once ready).
     pub thumbnail_url: Option<String>,
+    #[serde(with = "crate::serialized::rfc3339")]
     pub created_at: DateTime<Utc>,
 }
 
@@ -273,7 +276,7 @@ impl From<domain::Attachment> for Attachment {
 }
 
 /// A message.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct Message {
     pub id: Uuid,
     pub conversation_id: Uuid,
@@ -286,8 +289,11 @@ pub struct Message {
     pub text: String,
     pub client_msg_id: Option<String>,
     pub reply_to: Option<Uuid>,
+    #[serde(with = "crate::serialized::rfc3339")]
     pub created_at: DateTime<Utc>,
+    #[serde(with = "crate::serialized::rfc3339::option")]
     pub edited_at: Option<DateTime<Utc>>,
+    #[serde(with = "crate::serialized::rfc3339::option")]
     pub deleted_at: Option<DateTime<Utc>>,
     pub moderation: ModerationState,
     pub attachments: Vec<Attachment>,
@@ -303,7 +309,7 @@ pub struct Message {
 }
 
 /// The reactions of one emoji on a message.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct Reaction {
     pub emoji: String,
     pub count: i64,
@@ -312,7 +318,7 @@ pub struct Reaction {
 }
 
 /// A message's progress over all its recipients.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct Delivery {
     /// `read` once every recipient read it, `delivered` once it reached a device of each,
     /// else `sent` (also with no recipients).
@@ -399,7 +405,7 @@ impl Message {
 }
 
 /// A conversation, as listed for its participants.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct Conversation {
     pub id: Uuid,
     /// The group's name; for direct conversations usually absent.
@@ -413,7 +419,9 @@ pub struct Conversation {
     pub context_type: ContextType,
     pub context_id: Option<String>,
     pub created_by: Uuid,
+    #[serde(with = "crate::serialized::rfc3339")]
     pub created_at: DateTime<Utc>,
+    #[serde(with = "crate::serialized::rfc3339")]
     pub updated_at: DateTime<Utc>,
     /// Seq of the newest message (0 when empty).
     pub last_seq: i64,

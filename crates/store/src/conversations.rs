@@ -24,26 +24,32 @@ pub const UNREAD_CAP: i64 = 100;
 /// The caller's conversation list: `$1` the user, `$2`/`$3` context filters, `$4` limit,
 /// `$5` offset, `$6` one conversation only, `$7` [`UNREAD_WINDOW`], `$8` [`UNREAD_CAP`].
 /// Public for the plan test (`tests/tests/read_plans.rs`).
-pub const CONVERSATION_LIST: &str = "SELECT c.id, c.kind, c.name, c.context_type, c.context_id, c.created_by,
-        c.created_at, c.updated_at, c.last_seq, c.last_message_at, c.participant_count, p.role, p.muted,
+pub const CONVERSATION_LIST: &str = "SELECT l.id, l.kind, l.name, l.context_type, l.context_id, l.created_by,
+        l.created_at, l.updated_at, l.last_seq, l.last_message_at, l.participant_count, l.role, l.muted,
         (SELECT count(*) FROM (
             SELECT 1 FROM messages m
-             WHERE m.conversation_id = c.id AND m.seq > GREATEST(p.last_read_seq, c.last_seq - $7)
-               AND m.sender_id IS DISTINCT FROM p.user_id
+             WHERE m.conversation_id = l.id AND m.seq > GREATEST(l.last_read_seq, l.last_seq - $7)
+               AND m.sender_id IS DISTINCT FROM l.user_id
                AND m.deleted_at IS NULL AND m.moderation <> 'hidden'
              LIMIT $8) unread) AS unread_count,
         (SELECT count(*) FROM (
             SELECT 1 FROM mentions mn JOIN messages m ON m.id = mn.message_id
-             WHERE mn.user_id = p.user_id AND mn.conversation_id = c.id AND mn.seq > p.last_read_seq
+             WHERE mn.user_id = l.user_id AND mn.conversation_id = l.id AND mn.seq > l.last_read_seq
                AND m.deleted_at IS NULL AND m.moderation <> 'hidden'
              LIMIT $8) mentioned) AS unread_mentions
-   FROM participants p JOIN conversations c ON c.id = p.conversation_id
-  WHERE p.user_id = $1
-    AND ($2::text IS NULL OR c.context_type = $2)
-    AND ($3::text IS NULL OR c.context_id = $3)
-    AND ($6::uuid IS NULL OR c.id = $6)
-  ORDER BY COALESCE(c.last_message_at, c.created_at) DESC, c.id
-  LIMIT $4 OFFSET $5";
+   FROM (
+     -- The page first: the counts are then taken for its conversations only.
+     SELECT c.id, c.kind, c.name, c.context_type, c.context_id, c.created_by, c.created_at,
+            c.updated_at, c.last_seq, c.last_message_at, c.participant_count, p.role, p.muted,
+            p.user_id, p.last_read_seq, COALESCE(c.last_message_at, c.created_at) AS active_at
+       FROM participants p JOIN conversations c ON c.id = p.conversation_id
+      WHERE p.user_id = $1
+        AND ($2::text IS NULL OR c.context_type = $2)
+        AND ($3::text IS NULL OR c.context_id = $3)
+        AND ($6::uuid IS NULL OR c.id = $6)
+      ORDER BY active_at DESC, c.id
+      LIMIT $4 OFFSET $5) l
+  ORDER BY l.active_at DESC, l.id";
 
 /// The newest visible message of each conversation in `$1`.
 pub const LAST_MESSAGES: &str =

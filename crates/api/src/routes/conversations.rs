@@ -5,6 +5,8 @@ use chat_service::conversations::CreateConversation;
 use chat_service::{ChatService, ConversationChanges, ConversationFilter};
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
+
+use crate::serialized::Serialized;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi};
 use uuid::Uuid;
@@ -49,7 +51,7 @@ impl ConversationsApi {
         limit: Query<Option<i64>>,
         /// Conversations to skip.
         offset: Query<Option<i64>>,
-    ) -> Result<Json<Vec<Conversation>>, ApiError> {
+    ) -> Result<Serialized<Vec<Conversation>>, ApiError> {
         let caller = auth.caller(&svc).await?;
         let context_type = context_type
             .0
@@ -65,7 +67,7 @@ impl ConversationsApi {
             offset: offset.0.unwrap_or(0),
         };
         let list = svc.conversations(&caller, filter).await?;
-        Ok(Json(list.into_iter().map(Into::into).collect()))
+        Ok(Serialized(list.into_iter().map(Into::into).collect()))
     }
 
     /// Create a direct conversation (exactly one other participant; creating it again

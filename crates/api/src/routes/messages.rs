@@ -16,6 +16,8 @@ use crate::models::{
     EditMessageRequest, Message, MessageStatuses, SendMessageRequest, WatermarkRequest, Watermarks,
 };
 
+use crate::serialized::Serialized;
+
 pub struct MessagesApi;
 
 #[derive(ApiResponse)]
@@ -24,7 +26,7 @@ pub enum MessagePage {
     /// catch up with `after=<seq of the last>`.
     #[oai(status = 200)]
     Ok(
-        Json<Vec<Message>>,
+        Serialized<Vec<Message>>,
         /// `true` when more messages lie beyond this page in the direction of travel.
         #[oai(header = "X-Has-More")]
         bool,
@@ -58,7 +60,7 @@ pub async fn history_page(
     window: Window,
 ) -> Result<MessagePage, ApiError> {
     let (messages, has_more) = history_rendered(svc, auth, conversation, window).await?;
-    Ok(MessagePage::Ok(Json(messages), has_more))
+    Ok(MessagePage::Ok(Serialized(messages), has_more))
 }
 
 /// A rendered page of history and whether more lies beyond it.
