@@ -214,11 +214,18 @@ impl ChatService {
             self.store.history(conversation, &query)
         );
         let participants = participants?;
-        // Removed since the cached membership was found: refused like a stranger.
-        if !participants.iter().any(|p| p.user_id == caller.user_id) {
+        let mut page = page?;
+        // The fresh membership has the last word: removed since the cached one was found
+        // is refused like a stranger, and a moderator demoted meanwhile sees no hidden
+        // message.
+        let Some(fresh) = participants.iter().find(|p| p.user_id == caller.user_id) else {
             return Err(ServiceError::NotFound("conversation"));
+        };
+        if query.include_hidden && !fresh.role.can_moderate() {
+            page.messages
+                .retain(|m| m.moderation != chat_domain::ModerationState::Hidden);
         }
-        Ok((page?, participants))
+        Ok((page, participants))
     }
 
     /// One message, as the caller may see it.
