@@ -17,12 +17,14 @@
 //! events. At most [`MAX_SENDS_IN_FLIGHT`] per socket; past that the connection waits
 //! for the oldest before reading more.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use chat_domain::{ConversationId, Event, EventPayload, UserId};
+
+use crate::positions::{Positions, Verdict};
 use chat_service::messages::SendMessage;
 use chat_service::{Caller, HistoryQuery, ServiceError, Watermark};
 use std::future::Future;
@@ -65,7 +67,7 @@ struct Connection {
     id: String,
     /// Last message seq sent per subscribed conversation (`None`: not known yet, after a
     /// join; the first message sets it).
-    sent: HashMap<ConversationId, Option<i64>>,
+    sent: Positions,
     sink: futures::stream::SplitSink<WebSocketStream, Message>,
     /// Set by the hub when this connection's queue overflowed.
     kicked: Arc<AtomicBool>,
@@ -110,7 +112,7 @@ pub async fn serve(
         state: state.clone(),
         caller,
         scope,
-        sent: HashMap::new(),
+        sent: Positions::default(),
         sink,
         kicked,
         in_flight: FuturesUnordered::new(),
@@ -143,7 +145,7 @@ impl Connection {
         };
         for (c, last_seq) in positions {
             if conversations.contains(&c) {
-                self.sent.insert(c, Some(last_seq));
+                self.sent.join(c, Some(last_seq));
             }
         }
         let hello = ServerFrame::Hello {
@@ -155,8 +157,8 @@ impl Connection {
                 .sent
                 .iter()
                 .map(|(c, s)| Position {
-                    conversation_id: *c,
-                    seq: resume.get(c).copied().unwrap_or(s.unwrap_or(0)),
+                    conversation_id: c,
+                    seq: resume.get(&c).copied().unwrap_or(s.unwrap_or(0)),
                 })
                 .collect(),
         };
@@ -167,7 +169,7 @@ impl Connection {
         // 3. Catch up where the client asked to resume (only conversations this socket
         // receives; the upgrade refused any other).
         for (c, after) in resume {
-            if !self.sent.contains_key(&c) {
+            if !self.sent.receives(c) {
                 continue;
             }
             if let Err(exit) = self.resume(c, after, None).await {
@@ -426,7 +428,7 @@ impl Connection {
                 .await
                 .map(|_| ServerFrame::Ok { id: id.clone() }),
             ClientFrame::Typing { typing, .. } => {
-                if !self.sent.contains_key(&conversation) {
+                if !self.sent.receives(conversation) {
                     return self
                         .error(id, codes::NOT_FOUND, "conversation not found")
                         .await;
@@ -477,7 +479,7 @@ impl Connection {
         positions: BTreeMap<ConversationId, i64>,
     ) -> Result<(), Exit> {
         for (c, after) in positions {
-            if self.target(Some(c)).is_err() || !self.sent.contains_key(&c) {
+            if self.target(Some(c)).is_err() || !self.sent.receives(c) {
                 self.error(
                     id.clone(),
                     codes::NOT_FOUND,
@@ -510,8 +512,7 @@ impl Connection {
     ) -> Result<(), Exit> {
         let last = self.catch_up(conversation, after, upto).await?;
         let seq = last.max(after);
-        let entry = self.sent.entry(conversation).or_insert(Some(seq));
-        *entry = Some(entry.unwrap_or(seq).max(seq));
+        self.sent.resumed_through(conversation, seq);
         self.frame(&ServerFrame::Resumed {
             conversation_id: conversation,
             seq,
@@ -571,22 +572,21 @@ impl Connection {
         match out {
             Outbound::Event(shared) => {
                 let c = shared.event.conversation_id;
-                let Some(sent) = self.sent.get(&c).copied() else {
+                if !self.sent.receives(c) {
                     return Ok(());
-                };
+                }
                 if let EventPayload::MessageCreated { message } = &shared.event.payload {
                     let seq = message.seq;
-                    match sent {
-                        Some(last) if seq <= last => return Ok(()),
-                        Some(last) if seq > last + 1 => {
-                            // A gap: fill it from PostgreSQL, this message included.
-                            let through = self.catch_up(c, last, Some(seq)).await?;
-                            self.sent.insert(c, Some(through.max(last)));
+                    match self.sent.judge(c, seq) {
+                        Verdict::NotReceived | Verdict::Duplicate => return Ok(()),
+                        Verdict::Gap { after } => {
+                            // Fill it from PostgreSQL, this message included.
+                            let through = self.catch_up(c, after, Some(seq)).await?;
+                            self.sent.sent_through(c, through.max(after));
                             return Ok(());
                         }
-                        _ => {}
+                        Verdict::Next => self.sent.sent_through(c, seq),
                     }
-                    self.sent.insert(c, Some(seq));
                 }
                 self.write(Message::Text(shared.json.clone())).await
             }
@@ -595,12 +595,12 @@ impl Connection {
                 start,
             } => {
                 if self.scope == Scope::All {
-                    self.sent.entry(conversation).or_insert(start);
+                    self.sent.join(conversation, start);
                 }
                 Ok(())
             }
             Outbound::Unsubscribed { conversation } => {
-                self.sent.remove(&conversation);
+                self.sent.leave(conversation);
                 if self.scope == Scope::One(conversation) {
                     return Err(Exit::Close(
                         close::FORBIDDEN,
@@ -619,7 +619,7 @@ impl Connection {
         if self.sent.is_empty() {
             return Ok(());
         }
-        let receiving: Vec<ConversationId> = self.sent.keys().copied().collect();
+        let receiving: Vec<ConversationId> = self.sent.conversations().collect();
         let Ok(kept) = self
             .state
             .service
@@ -628,7 +628,7 @@ impl Connection {
         else {
             return Ok(());
         };
-        self.sent.retain(|c, _| kept.contains(c));
+        self.sent.retain(|c| kept.contains(c));
         if let Scope::One(c) = self.scope
             && !kept.contains(&c)
         {
@@ -650,7 +650,7 @@ impl Connection {
         };
         let current: std::collections::HashSet<ConversationId> =
             positions.iter().map(|(c, _)| *c).collect();
-        self.sent.retain(|c, _| current.contains(c));
+        self.sent.retain(|c| current.contains(c));
         if let Scope::One(c) = self.scope
             && !current.contains(&c)
         {
@@ -660,11 +660,11 @@ impl Connection {
             ));
         }
         for (c, newest) in positions {
-            if let Some(Some(last)) = self.sent.get(&c).copied()
+            if let Some(last) = self.sent.last(c)
                 && newest > last
             {
                 let through = self.catch_up(c, last, Some(newest)).await?;
-                self.sent.insert(c, Some(through));
+                self.sent.sent_through(c, through);
             }
         }
         Ok(())

@@ -18,6 +18,7 @@ pub mod connection;
 pub mod fanout;
 pub mod hub;
 pub mod origin;
+pub mod positions;
 pub mod protocol;
 
 use std::collections::BTreeMap;
