@@ -369,6 +369,31 @@ impl TestApp {
         })
     }
 
+    /// Uploads `bytes` as a file named `name`, declared as `declared`, into a conversation.
+    pub async fn upload(
+        &self,
+        user: &TestUser,
+        conversation: Uuid,
+        name: &str,
+        declared: &str,
+        bytes: Vec<u8>,
+    ) -> reqwest::Response {
+        let part = reqwest::multipart::Part::bytes(bytes)
+            .file_name(name.to_owned())
+            .mime_str(declared)
+            .expect("mime");
+        self.http
+            .post(format!(
+                "{}/api/chat/conversations/{conversation}/attachments/",
+                self.base
+            ))
+            .bearer_auth(&user.token)
+            .multipart(reqwest::multipart::Form::new().part("file", part))
+            .send()
+            .await
+            .expect("upload")
+    }
+
     /// A reader on this app's bus, positioned at the current end of every shard.
     pub async fn bus_tail(&self) -> anyhow::Result<BusTail> {
         let bus = Bus::connect(BusConfig {

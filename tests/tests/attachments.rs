@@ -21,31 +21,6 @@ fn png(w: u32, h: u32) -> Vec<u8> {
     out.into_inner()
 }
 
-async fn upload(
-    app: &TestApp,
-    user: &TestUser,
-    cid: Uuid,
-    name: &str,
-    declared: &str,
-    bytes: Vec<u8>,
-) -> reqwest::Response {
-    let part = reqwest::multipart::Part::bytes(bytes)
-        .file_name(name.to_owned())
-        .mime_str(declared)
-        .expect("mime");
-    let form = reqwest::multipart::Form::new().part("file", part);
-    app.http
-        .post(format!(
-            "{}/api/chat/conversations/{cid}/attachments/",
-            app.base
-        ))
-        .bearer_auth(&user.token)
-        .multipart(form)
-        .send()
-        .await
-        .expect("upload")
-}
-
 /// Polls an attachment until it leaves `pending`.
 async fn processed(app: &TestApp, user: &TestUser, id: &str) -> Value {
     for _ in 0..200 {
@@ -70,15 +45,15 @@ async fn an_image_is_processed_sent_and_downloaded_by_participants_only() {
     let image = png(640, 480);
 
     // Declared as something else: the type is sniffed from the bytes.
-    let resp = upload(
-        &app,
-        &alice,
-        cid,
-        "../../holiday.png",
-        "application/x-lies",
-        image.clone(),
-    )
-    .await;
+    let resp = app
+        .upload(
+            &alice,
+            cid,
+            "../../holiday.png",
+            "application/x-lies",
+            image.clone(),
+        )
+        .await;
     assert_eq!(resp.status().as_u16(), 201);
     let created: Value = resp.json().await.expect("json");
     assert_eq!(created["state"], "pending");
@@ -176,7 +151,7 @@ async fn an_image_is_processed_sent_and_downloaded_by_participants_only() {
             "{path}"
         );
     }
-    let outsider_upload = upload(&app, &eve, cid, "x.png", "image/png", png(8, 8)).await;
+    let outsider_upload = app.upload(&eve, cid, "x.png", "image/png", png(8, 8)).await;
     assert_eq!(outsider_upload.status().as_u16(), 404);
 }
 
@@ -192,7 +167,9 @@ async fn disallowed_and_oversized_files_are_refused_and_leave_nothing() {
     // A Windows executable claiming to be a PDF.
     let mut exe = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00".to_vec();
     exe.extend(std::iter::repeat_n(0u8, 4096));
-    let resp = upload(&app, &alice, cid, "invoice.pdf", "application/pdf", exe).await;
+    let resp = app
+        .upload(&alice, cid, "invoice.pdf", "application/pdf", exe)
+        .await;
     assert_eq!(resp.status().as_u16(), 201);
     let id = resp.json::<Value>().await.expect("json")["id"]
         .as_str()
@@ -247,7 +224,7 @@ async fn disallowed_and_oversized_files_are_refused_and_leave_nothing() {
         .await
         .expect("count");
     let big = vec![b'a'; 3 * 1024 * 1024];
-    let resp = upload(&app, &alice, cid, "big.txt", "text/plain", big).await;
+    let resp = app.upload(&alice, cid, "big.txt", "text/plain", big).await;
     assert_eq!(resp.status().as_u16(), 413);
     assert_eq!(resp.headers()["content-type"], "application/problem+json");
     let after: i64 = sqlx::query_scalar("SELECT count(*) FROM attachments")
@@ -259,7 +236,9 @@ async fn disallowed_and_oversized_files_are_refused_and_leave_nothing() {
     assert_eq!(stored, 0, "no object was kept for the refused files");
 
     // Without a file part, or with an empty file: clear errors.
-    let empty = upload(&app, &alice, cid, "empty.txt", "text/plain", Vec::new()).await;
+    let empty = app
+        .upload(&alice, cid, "empty.txt", "text/plain", Vec::new())
+        .await;
     assert_eq!(empty.status().as_u16(), 422);
     let no_file = app
         .http
@@ -300,15 +279,15 @@ async fn uploads_whose_job_was_lost_are_queued_again_by_the_sweep() {
     let cid = app.direct(&alice, &bob).await;
     // Uploaded while no worker runs; then the queue loses the job (as when Redis
     // restarts empty).
-    let resp = upload(
-        &app,
-        &alice,
-        cid,
-        "note.txt",
-        "text/plain",
-        b"hello there\n".to_vec(),
-    )
-    .await;
+    let resp = app
+        .upload(
+            &alice,
+            cid,
+            "note.txt",
+            "text/plain",
+            b"hello there\n".to_vec(),
+        )
+        .await;
     let id = resp.json::<Value>().await.expect("json")["id"]
         .as_str()
         .expect("id")
@@ -365,25 +344,22 @@ async fn a_file_name_that_hides_its_real_extension_is_refused() {
     let bob = app.user("bob").await;
     let cid = app.direct(&alice, &bob).await;
     // Shown as "photopiz.png": the right-to-left override reverses "gnp.zip".
-    let spoofed = upload(
-        &app,
-        &alice,
-        cid,
-        "photo\u{202E}gnp.zip",
-        "image/png",
-        png(8, 8),
-    )
-    .await;
+    let spoofed = app
+        .upload(&alice, cid, "photo\u{202E}gnp.zip", "image/png", png(8, 8))
+        .await;
     assert_eq!(spoofed.status(), 422);
     let problem: Value = spoofed.json().await.expect("problem");
     assert_eq!(problem["errors"][0]["field"], "file_name");
-    let honest = upload(&app, &alice, cid, "photo.png", "image/png", png(8, 8)).await;
+    let honest = app
+        .upload(&alice, cid, "photo.png", "image/png", png(8, 8))
+        .await;
     assert_eq!(honest.status(), 201);
 }
 
 /// Uploads a PNG as `user` and sends it in a message; returns (attachment id, message id).
 async fn sent_image(app: &TestApp, user: &TestUser, cid: Uuid) -> (String, String) {
-    let created: Value = upload(app, user, cid, "pic.png", "image/png", png(32, 32))
+    let created: Value = app
+        .upload(user, cid, "pic.png", "image/png", png(32, 32))
         .await
         .json()
         .await
@@ -504,18 +480,12 @@ async fn images_that_decode_to_hundreds_of_megabytes_cost_the_worker_little() {
     assert!(bomb.len() < 2 * 1024 * 1024, "{} bytes", bomb.len());
     let mut ids = Vec::new();
     for i in 0..3 {
-        let created: Value = upload(
-            &app,
-            &alice,
-            cid,
-            &format!("b{i}.png"),
-            "image/png",
-            bomb.clone(),
-        )
-        .await
-        .json()
-        .await
-        .expect("json");
+        let created: Value = app
+            .upload(&alice, cid, &format!("b{i}.png"), "image/png", bomb.clone())
+            .await
+            .json()
+            .await
+            .expect("json");
         ids.push(created["id"].as_str().expect("id").to_owned());
     }
     for id in &ids {
@@ -550,7 +520,8 @@ async fn unsent_uploads_and_old_exports_expire() {
     let bob = app.user("bob").await;
     let cid = app.direct(&alice, &bob).await;
     let (sent, _) = sent_image(&app, &alice, cid).await;
-    let unsent: Value = upload(&app, &alice, cid, "later.png", "image/png", png(16, 16))
+    let unsent: Value = app
+        .upload(&alice, cid, "later.png", "image/png", png(16, 16))
         .await
         .json()
         .await
@@ -605,33 +576,23 @@ async fn uploads_not_sent_yet_are_limited_per_person() {
     for i in 0..50 {
         // Spread over two conversations: the quota is the person's.
         let cid = if i % 2 == 0 { first } else { second };
-        let resp = upload(
-            &app,
-            &alice,
-            cid,
-            "notes.txt",
-            "text/plain",
-            b"notes".to_vec(),
-        )
-        .await;
+        let resp = app
+            .upload(&alice, cid, "notes.txt", "text/plain", b"notes".to_vec())
+            .await;
         assert_eq!(resp.status(), 201, "upload {i}");
         let body: Value = resp.json().await.expect("json");
         ids.push(body["id"].as_str().expect("id").to_owned());
     }
-    let refused = upload(
-        &app,
-        &alice,
-        second,
-        "more.txt",
-        "text/plain",
-        b"more".to_vec(),
-    )
-    .await;
+    let refused = app
+        .upload(&alice, second, "more.txt", "text/plain", b"more".to_vec())
+        .await;
     assert_eq!(refused.status(), 409);
     let problem: Value = refused.json().await.expect("problem");
     assert_eq!(problem["code"], "too_many_uploads");
     // Someone else is not affected.
-    let theirs = upload(&app, &bob, first, "bob.txt", "text/plain", b"bob".to_vec()).await;
+    let theirs = app
+        .upload(&bob, first, "bob.txt", "text/plain", b"bob".to_vec())
+        .await;
     assert_eq!(theirs.status(), 201);
     // Sending one frees a place.
     assert_eq!(processed(&app, &alice, &ids[0]).await["state"], "ready");
@@ -642,14 +603,8 @@ async fn uploads_not_sent_yet_are_limited_per_person() {
     )
     .await
     .ok(201);
-    let again = upload(
-        &app,
-        &alice,
-        second,
-        "more.txt",
-        "text/plain",
-        b"more".to_vec(),
-    )
-    .await;
+    let again = app
+        .upload(&alice, second, "more.txt", "text/plain", b"more".to_vec())
+        .await;
     assert_eq!(again.status(), 201);
 }

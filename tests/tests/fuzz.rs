@@ -27,21 +27,15 @@ fn seed() -> String {
 
 /// Uploads a small text file into `conversation`; returns the attachment's id.
 async fn attachment(app: &TestApp, user: &TestUser, conversation: Uuid) -> String {
-    let part = reqwest::multipart::Part::bytes(b"notes".to_vec())
-        .file_name("notes.txt")
-        .mime_str("text/plain")
-        .expect("mime");
     let resp = app
-        .http
-        .post(format!(
-            "{}/api/chat/conversations/{conversation}/attachments/",
-            app.base
-        ))
-        .bearer_auth(&user.token)
-        .multipart(reqwest::multipart::Form::new().part("file", part))
-        .send()
-        .await
-        .expect("upload");
+        .upload(
+            user,
+            conversation,
+            "notes.txt",
+            "text/plain",
+            b"notes".to_vec(),
+        )
+        .await;
     assert_eq!(resp.status(), 201, "upload");
     let body: serde_json::Value = resp.json().await.expect("json");
     body["id"].as_str().expect("id").to_owned()

@@ -35,21 +35,9 @@ async fn files_live_in_s3_and_downloads_are_signed_urls() {
         .repeat(200)
         .into_bytes();
 
-    let part = reqwest::multipart::Part::bytes(text.clone())
-        .file_name("notes.txt")
-        .mime_str("text/plain")
-        .expect("mime");
     let resp = app
-        .http
-        .post(format!(
-            "{}/api/chat/conversations/{cid}/attachments/",
-            app.base
-        ))
-        .bearer_auth(&alice.token)
-        .multipart(reqwest::multipart::Form::new().part("file", part))
-        .send()
-        .await
-        .expect("upload");
+        .upload(&alice, cid, "notes.txt", "text/plain", text.clone())
+        .await;
     assert_eq!(resp.status().as_u16(), 201);
     let id = resp.json::<Value>().await.expect("json")["id"]
         .as_str()
