@@ -369,17 +369,28 @@ impl ChatService {
         }
         let me = self.membership(caller, conversation).await?;
         let message = self.visible_message(&me, conversation, id).await?;
-        let participants = self.store.participants(conversation).await?;
-        let reach = reach_of(&message, &participants);
-        let mut recipients: Vec<&Participant> = participants
-            .iter()
+        // The counts in PostgreSQL, and only this page's recipients read: bounded by the
+        // page in a group of any size. One row more than the page (and one for the sender,
+        // who is not a recipient) tells whether another page follows.
+        let (recipients, delivered, read) = self
+            .store
+            .reach(conversation, message.sender_id, message.seq)
+            .await?;
+        let reach = Reach {
+            recipients,
+            delivered,
+            read,
+        };
+        let mut page: Vec<Participant> = self
+            .store
+            .participants_page(conversation, after, limit + 2)
+            .await?
+            .into_iter()
             .filter(|p| Some(p.user_id) != message.sender_id)
-            .filter(|p| after.is_none_or(|a| p.user_id.as_uuid() > a.as_uuid()))
             .collect();
-        recipients.sort_by_key(|p| p.user_id.as_uuid());
-        let more = recipients.len() as i64 > limit;
-        recipients.truncate(limit as usize);
-        let statuses: Vec<RecipientStatus> = recipients
+        let more = page.len() as i64 > limit;
+        page.truncate(limit as usize);
+        let statuses: Vec<RecipientStatus> = page
             .iter()
             .map(|p| RecipientStatus {
                 user_id: p.user_id,

@@ -95,6 +95,27 @@ impl Store {
         .await?)
     }
 
+    /// How far message `seq` got with its recipients (every participant but `sender`):
+    /// (recipients, delivered or read, read), counted in PostgreSQL.
+    pub async fn reach(
+        &self,
+        conversation: ConversationId,
+        sender: Option<UserId>,
+        seq: i64,
+    ) -> Result<(i64, i64, i64), StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT count(*),
+                    count(*) FILTER (WHERE GREATEST(last_delivered_seq, last_read_seq) >= $3),
+                    count(*) FILTER (WHERE last_read_seq >= $3)
+               FROM participants WHERE conversation_id = $1 AND user_id IS DISTINCT FROM $2",
+        )
+        .bind(conversation)
+        .bind(sender)
+        .bind(seq)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
     /// Adds a participant. Already a participant: `Conflict("participants_pkey")`;
     /// unknown user: `MissingReference`.
     pub async fn add_participant(
