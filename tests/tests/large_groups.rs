@@ -238,6 +238,13 @@ async fn a_thousand_member_group_reads_like_a_small_one() {
         )
         .await;
     bad.problem(422);
+    let bad = app
+        .get(
+            &format!("/api/chat/conversations/{big}/messages/{message_id}/statuses/?limit=0"),
+            &owner,
+        )
+        .await;
+    bad.problem(422);
     for path in [
         format!("/api/chat/conversations/{big}/participants/?limit=5"),
         format!("/api/chat/conversations/{big}/messages/{message_id}/statuses/?limit=5"),
