@@ -506,6 +506,26 @@ async fn search_folds_accents_and_case_and_never_leaks() {
             .iter()
             .all(|t| !t.contains("escondido") && !t.contains("apagado"))
     );
+    // Pages follow each other by cursor: one hit at a time gives the same two, in order.
+    let all = app.get("/api/chat/search?q=S%C3%A3o%20Paulo", &bia).await;
+    let all = all.ok(200).as_array().expect("hits").clone();
+    let mut paged = Vec::new();
+    let mut after = String::new();
+    loop {
+        let page = app
+            .get(
+                &format!("/api/chat/search?q=S%C3%A3o%20Paulo&limit=1{after}"),
+                &bia,
+            )
+            .await;
+        let page = page.ok(200).as_array().expect("hits").clone();
+        let Some(last) = page.last() else { break };
+        assert_eq!(page.len(), 1);
+        after = format!("&after={}", last["cursor"].as_str().expect("cursor"));
+        paged.extend(page);
+        assert!(paged.len() <= all.len(), "pages repeat: {paged:?}");
+    }
+    assert_eq!(paged, all);
     // Not even moderators find hidden messages in search; outsiders find nothing of ours.
     let hits = app.get("/api/chat/search?q=escondido", &mods).await;
     assert_eq!(hits.ok(200), &json!([]));
@@ -516,12 +536,20 @@ async fn search_folds_accents_and_case_and_never_leaks() {
         app.get("/api/chat/search?q=%20", &ana).await.problem(422),
         "validation_failed"
     );
-    assert_eq!(
-        app.get("/api/chat/search?q=x&limit=0", &ana)
-            .await
-            .problem(422),
-        "validation_failed"
-    );
+    for bad in [
+        "limit=0",
+        "after=nonsense",
+        "after=00000000.1.not-a-uuid",
+        "offset=20",
+    ] {
+        assert_eq!(
+            app.get(&format!("/api/chat/search?q=x&{bad}"), &ana)
+                .await
+                .problem(422),
+            "validation_failed",
+            "{bad}"
+        );
+    }
 }
 
 #[tokio::test]

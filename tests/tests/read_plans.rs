@@ -10,6 +10,7 @@ use chat_store::conversations::{
 use chat_store::messages::{
     FIRST_SEQ_SINCE, HISTORY_BACKWARD, HISTORY_FORWARD, LAST_SEQ_UNTIL, REPLIES,
 };
+use chat_store::search::{Hit, SEARCH};
 use chat_tests::{TestApp, TestUser};
 use serde_json::Value;
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
@@ -20,7 +21,8 @@ const TOTAL: i64 = 100_000;
 const PAGE: i64 = 51;
 
 /// Fills a conversation with TOTAL messages, one a second ending now: every 100th hidden,
-/// every 10th a reply to the first. Returns the first message's id.
+/// every 10th a reply to the first, every 1,000th with the word "rare"; all searchable.
+/// Returns the first message's id.
 async fn fill(app: &TestApp, cid: Uuid, sender: &TestUser) -> Uuid {
     let pool = app.service.store().pool();
     let root = Uuid::now_v7();
@@ -37,7 +39,8 @@ async fn fill(app: &TestApp, cid: Uuid, sender: &TestUser) -> Uuid {
     .expect("root");
     sqlx::query(
         "INSERT INTO messages (id, conversation_id, seq, sender_id, text, moderation, reply_to, created_at)
-         SELECT gen_random_uuid(), $1, g, $2, 'message ' || g,
+         SELECT gen_random_uuid(), $1, g, $2,
+                'message ' || g || CASE WHEN g % 1000 = 7 THEN ' rare' ELSE '' END,
                 CASE WHEN g % 100 = 0 THEN 'hidden' ELSE 'visible' END,
                 CASE WHEN g % 10 = 0 THEN $4 END,
                 now() - make_interval(secs => $3 - g)
@@ -50,6 +53,11 @@ async fn fill(app: &TestApp, cid: Uuid, sender: &TestUser) -> Uuid {
     .execute(pool)
     .await
     .expect("fill");
+    sqlx::query("UPDATE messages SET search = chat_search_vector(text) WHERE conversation_id = $1")
+        .bind(cid)
+        .execute(pool)
+        .await
+        .expect("index");
     sqlx::query("UPDATE conversations SET last_seq = $2 WHERE id = $1")
         .bind(cid)
         .bind(TOTAL)
@@ -122,7 +130,7 @@ async fn hot_reads_have_plans_bounded_by_the_page_in_a_conversation_of_100000_me
     let both = format!("'{{{cid},{other}}}'::uuid[]");
     // (what, statement, arguments, rows it returns, rows it may read)
     let list_bound = 2.0 * (UNREAD_WINDOW + UNREAD_CAP) as f64 + 50.0;
-    let listed: Vec<(&str, &str, String, f64, f64)> = vec![
+    let mut listed: Vec<(&str, &str, String, f64, f64)> = vec![
         // Bob has read nothing of 200,000 messages: his unread counts stop at the window.
         (
             "the conversation list",
@@ -143,6 +151,45 @@ async fn hot_reads_have_plans_bounded_by_the_page_in_a_conversation_of_100000_me
             20.0,
         ),
     ];
+    // Search reads its matches through the GIN index, never the conversations: "rare" is
+    // in 200 of Bob's 200,000 messages. A deep page, after the 150th hit,
+    // reads no more than the first.
+    let hits: Vec<Hit> = sqlx::query_as(SEARCH)
+        .bind(bob.id)
+        .bind("rare")
+        .bind(150_i64)
+        .bind(None::<f32>)
+        .bind(None::<chrono::DateTime<chrono::Utc>>)
+        .bind(None::<Uuid>)
+        .fetch_all(&mut conn)
+        .await
+        .expect("search");
+    assert_eq!(hits.len(), 150);
+    let deep = hits.last().expect("hit").position();
+    let matches = 2.0 * (TOTAL / 1000) as f64;
+    let search_bound = 3.0 * matches + 10.0;
+    listed.extend([
+        (
+            "a search",
+            SEARCH,
+            format!("'{}', 'rare', 20, NULL, NULL, NULL", bob.id),
+            20.0,
+            search_bound,
+        ),
+        (
+            "a search page deep down",
+            SEARCH,
+            format!(
+                "'{}', 'rare', 20, {:?}, '{}', '{}'",
+                bob.id,
+                deep.rank,
+                deep.created_at.to_rfc3339(),
+                deep.id.as_uuid()
+            ),
+            20.0,
+            search_bound,
+        ),
+    ]);
     let cases: Vec<(&str, &str, String, f64)> = vec![
         // The newest page, a page in the middle, and moderators' pages with hidden ones.
         (

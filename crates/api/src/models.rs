@@ -712,6 +712,33 @@ pub struct SearchHit {
     pub conversation_id: Uuid,
     /// Relevance; higher is better.
     pub rank: f32,
+    /// Opaque: pass the last hit's `cursor` as `after` for the next page.
+    pub cursor: String,
+}
+
+/// A search hit's position as its opaque `cursor` text: the rank's bits, the time in
+/// microseconds and the id, which is everything the order of results compares.
+pub fn search_cursor(position: &chat_service::SearchPosition) -> String {
+    format!(
+        "{:08x}.{}.{}",
+        position.rank.to_bits(),
+        position.created_at.timestamp_micros(),
+        position.id.as_uuid()
+    )
+}
+
+/// The position a `cursor` names; `None` for text no hit ever had as its cursor.
+pub fn parse_search_cursor(cursor: &str) -> Option<chat_service::SearchPosition> {
+    let mut parts = cursor.split('.');
+    let (rank, micros, id) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || rank.len() != 8 {
+        return None;
+    }
+    Some(chat_service::SearchPosition {
+        rank: f32::from_bits(u32::from_str_radix(rank, 16).ok()?),
+        created_at: DateTime::from_timestamp_micros(micros.parse().ok()?)?,
+        id: Uuid::parse_str(id).ok()?.into(),
+    })
 }
 
 api_enum!(

@@ -9,7 +9,7 @@ use chat_domain::{
     validate,
 };
 use chat_store::messages::HistoryPage;
-use chat_store::search::Hit;
+use chat_store::search::{Hit, SearchPosition};
 
 use crate::{Caller, ChatService, ServiceError};
 
@@ -347,13 +347,14 @@ impl ChatService {
         Ok(me)
     }
 
-    /// Searches the caller's conversations.
+    /// Searches the caller's conversations: a page of at most `limit` hits, after the
+    /// hit at `after` when given (the previous page's last).
     pub async fn search(
         &self,
         caller: &Caller,
         query: &str,
         limit: i64,
-        offset: i64,
+        after: Option<SearchPosition>,
     ) -> Result<Vec<Hit>, ServiceError> {
         let query = validate::search_query(query)?;
         if !(1..=MAX_SEARCH_PAGE).contains(&limit) {
@@ -363,12 +364,9 @@ impl ChatService {
             )
             .into());
         }
-        if offset < 0 {
-            return Err(ValidationError::new("offset", "must not be negative").into());
-        }
         let mut hits = self
             .store
-            .search(caller.user_id, &query, limit, offset)
+            .search(caller.user_id, &query, limit, after)
             .await?;
         let mut messages: Vec<Message> = hits.iter().map(|h| h.message.clone()).collect();
         self.store.load_mentions(&mut messages).await?;

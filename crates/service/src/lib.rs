@@ -41,6 +41,7 @@ use chat_store::{OutboxEvent, Outboxed, Store};
 pub use chat_store::conversations::{ConversationChanges, ConversationFilter};
 pub use chat_store::messages::{HistoryPage, HistoryQuery};
 pub use chat_store::participants::Watermark;
+pub use chat_store::search::SearchPosition;
 pub use error::ServiceError;
 pub use limits::LimitSettings;
 pub use settings::ServiceSettings;

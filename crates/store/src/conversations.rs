@@ -31,6 +31,9 @@ pub const CONVERSATION_LIST: &str = "SELECT l.id, l.kind, l.name, l.context_type
              WHERE m.conversation_id = l.id AND m.seq > GREATEST(l.last_read_seq, l.last_seq - $7)
                AND m.sender_id IS DISTINCT FROM l.user_id
                AND m.deleted_at IS NULL AND m.moderation <> 'hidden'
+             -- In seq order, so that the (conversation_id, seq) index is the only good
+             -- plan even when one conversation holds most of the table's rows.
+             ORDER BY m.seq
              LIMIT $8) unread) AS unread_count,
         (SELECT count(*) FROM (
             SELECT 1 FROM mentions mn JOIN messages m ON m.id = mn.message_id

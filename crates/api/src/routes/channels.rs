@@ -1,7 +1,7 @@
 //! Reactions, pins, threads, flags and moderation, and search.
 
-use chat_domain::{ConversationId, MessageId};
-use chat_service::ChatService;
+use chat_domain::{ConversationId, MessageId, ValidationError};
+use chat_service::{ChatService, ServiceError};
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
@@ -13,7 +13,7 @@ use super::{Auth, NoContent, Tag};
 use crate::error::ApiError;
 use crate::models::{
     Flag, FlagRequest, FlagState, Message, ModerationDecision, ModerationRecord, ModerationRequest,
-    PinRequest, PinnedMessage, SearchHit, Thread,
+    PinRequest, PinnedMessage, SearchHit, Thread, parse_search_cursor, search_cursor,
 };
 
 pub struct ChannelsApi;
@@ -276,11 +276,31 @@ impl ChannelsApi {
         q: Query<String>,
         /// 1–100 (default 20).
         limit: Query<Option<i64>>,
+        /// The previous page's last `cursor`: the page after it.
+        after: Query<Option<String>>,
+        /// No longer accepted (a 422): page with `after`, which costs the same at any depth.
+        #[oai(deprecated)]
         offset: Query<Option<i64>>,
     ) -> Result<Json<Vec<SearchHit>>, ApiError> {
         let caller = auth.caller(&svc).await?;
+        if offset.0.is_some() {
+            return Err(ServiceError::from(ValidationError::new(
+                "offset",
+                "search pages by `after`, the previous page's last cursor",
+            ))
+            .into());
+        }
+        let after = match after.0.as_deref() {
+            None => None,
+            Some(cursor) => Some(parse_search_cursor(cursor).ok_or_else(|| {
+                ServiceError::from(ValidationError::new(
+                    "after",
+                    "is not the cursor of a search hit",
+                ))
+            })?),
+        };
         let hits = svc
-            .search(&caller, &q.0, limit.0.unwrap_or(20), offset.0.unwrap_or(0))
+            .search(&caller, &q.0, limit.0.unwrap_or(20), after)
             .await?;
         let ids: Vec<MessageId> = hits.iter().map(|h| h.message.id).collect();
         let reactions = if ids.is_empty() {
@@ -293,6 +313,7 @@ impl ChannelsApi {
                 .map(|h| SearchHit {
                     conversation_id: h.message.conversation_id.as_uuid(),
                     rank: h.rank,
+                    cursor: search_cursor(&h.position()),
                     message: Message::without_statuses(h.message).with_reactions(&reactions),
                 })
                 .collect(),
