@@ -11,6 +11,7 @@
 #
 # Functions (the public ones):
 #   ensure_packages                 apt-get install postgresql / redis-server if missing
+#   ensure_lint_tools               shellcheck, and cargo's rustfmt and clippy
 #   free_port                       print a free TCP port on 127.0.0.1 (<= 55535)
 #   start_postgres [--keep] DIR [ARGS...]
 #                                   private PostgreSQL; extra ARGS go to the server
@@ -122,6 +123,24 @@ ensure_packages() {
     pg_bin_dir >/dev/null || die "postgresql installed, but no /usr/lib/postgresql/*/bin/initdb"
     command -v redis-server >/dev/null 2>&1 || die "redis-server installed, but not on PATH"
     command -v redis-cli >/dev/null 2>&1 || die "redis-server installed, but no redis-cli on PATH"
+}
+
+# The lint stage's tools: shellcheck (apt), cargo's rustfmt and clippy (rustup).
+ensure_lint_tools() {
+    if ! command -v shellcheck >/dev/null 2>&1; then
+        log "installing shellcheck (apt-get)"
+        _apt_update_once
+        _apt_get install -y -qq --no-install-recommends shellcheck >/dev/null \
+            || die "apt-get install shellcheck failed"
+    fi
+    local component
+    for component in rustfmt clippy; do
+        if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
+            command -v rustup >/dev/null 2>&1 || die "cargo $component missing and no rustup to add it"
+            log "rustup component add $component"
+            rustup component add "$component" >/dev/null || die "rustup component add $component failed"
+        fi
+    done
 }
 
 # ---------------------------------------------------------------------------

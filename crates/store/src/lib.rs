@@ -63,6 +63,9 @@ pub(crate) async fn commit_with_events(
     Ok(outboxed)
 }
 
+/// How long a pooled connection may sit idle before it is pinged when next handed out.
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(5);
+
 /// Handle on the database. Clones share one pool.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -86,6 +89,20 @@ impl Store {
         let pool = PgPoolOptions::new()
             .max_connections(config.max_connections)
             .acquire_timeout(config.acquire_timeout)
+            // sqlx pings every connection it hands out by default: a second round trip
+            // per statement. A connection in steady use proves itself with its last
+            // statement, so only one idle for a while (which a restart or a firewall may
+            // have cut) is pinged; a hot one that broke fails its statement, which is
+            // answered as unavailable (503, retryable) and the connection is dropped.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for > IDLE_BEFORE_PING {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_lazy_with(options.application_name("chat"));
         Ok(Self { pool })
     }
