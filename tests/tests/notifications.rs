@@ -14,10 +14,13 @@ use poem::{EndpointExt, Route, handler};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
+/// One call the receiver answered: its headers, its body, and the status it got.
+type Call = (HashMap<String, String>, Vec<u8>, u16);
+
 /// What the receiver saw, per path.
 #[derive(Default)]
 struct Inbox {
-    calls: HashMap<String, Vec<(HashMap<String, String>, Vec<u8>, u16)>>,
+    calls: HashMap<String, Vec<Call>>,
     /// Paths that answer 500 this many more times.
     failures: HashMap<String, usize>,
 }
@@ -180,47 +183,48 @@ async fn notifications_are_signed_retried_and_dead_lettered() {
     }
     tokio::time::sleep(Duration::from_secs(3)).await; // nothing more must come
 
-    let inbox = inbox.lock().expect("lock");
-    // Bob: two failures, then one success; the same delivery every time, each signed.
-    let bob_calls = &inbox.calls["/bob"];
-    assert_eq!(
-        bob_calls.iter().map(|c| c.2).collect::<Vec<_>>(),
-        vec![500, 500, 200]
-    );
-    let ids: std::collections::BTreeSet<&String> =
-        bob_calls.iter().map(|c| &c.0["x-chat-delivery"]).collect();
-    assert_eq!(ids.len(), 1);
-    for (headers, body, _) in bob_calls {
-        assert!(verify(&secrets["/bob"], headers, body), "bad signature");
-        assert!(!verify("wrong secret", headers, body));
-        let payload: Value = serde_json::from_slice(body).expect("json");
-        assert_eq!(payload["reason"], "offline");
-        assert_eq!(payload["message"]["id"], sent["id"]);
+    {
+        let inbox = inbox.lock().expect("lock");
+        // Bob: two failures, then one success; the same delivery every time, each signed.
+        let bob_calls = &inbox.calls["/bob"];
+        assert_eq!(
+            bob_calls.iter().map(|c| c.2).collect::<Vec<_>>(),
+            vec![500, 500, 200]
+        );
+        let ids: std::collections::BTreeSet<&String> =
+            bob_calls.iter().map(|c| &c.0["x-chat-delivery"]).collect();
+        assert_eq!(ids.len(), 1);
+        for (headers, body, _) in bob_calls {
+            assert!(verify(&secrets["/bob"], headers, body), "bad signature");
+            assert!(!verify("wrong secret", headers, body));
+            let payload: Value = serde_json::from_slice(body).expect("json");
+            assert_eq!(payload["reason"], "offline");
+            assert_eq!(payload["message"]["id"], sent["id"]);
+        }
+        // Dave: once, because he was mentioned (though online).
+        let dave_calls = &inbox.calls["/dave"];
+        assert_eq!(dave_calls.len(), 1);
+        let payload: Value = serde_json::from_slice(&dave_calls[0].1).expect("json");
+        assert_eq!(payload["reason"], "mention");
+        assert!(verify(
+            &secrets["/dave"],
+            &dave_calls[0].0,
+            &dave_calls[0].1
+        ));
+        // Nothing for muted Carol or online, unmentioned Erin; never for the sender.
+        assert!(!inbox.calls.contains_key("/carol"));
+        assert!(!inbox.calls.contains_key("/erin"));
+        // The installation's endpoint hears about bob, dave and frank, signed with its secret.
+        let installation = &inbox.calls["/installation"];
+        assert_eq!(installation.len(), 3);
+        assert!(
+            installation
+                .iter()
+                .all(|(h, b, _)| verify(installation_secret, h, b))
+        );
+        // Frank: three failed attempts, then dead-lettered.
+        assert_eq!(inbox.calls["/frank"].len(), 3);
     }
-    // Dave: once, because he was mentioned (though online).
-    let dave_calls = &inbox.calls["/dave"];
-    assert_eq!(dave_calls.len(), 1);
-    let payload: Value = serde_json::from_slice(&dave_calls[0].1).expect("json");
-    assert_eq!(payload["reason"], "mention");
-    assert!(verify(
-        &secrets["/dave"],
-        &dave_calls[0].0,
-        &dave_calls[0].1
-    ));
-    // Nothing for muted Carol or online, unmentioned Erin; never for the sender.
-    assert!(!inbox.calls.contains_key("/carol"));
-    assert!(!inbox.calls.contains_key("/erin"));
-    // The installation's endpoint hears about bob, dave and frank, signed with its secret.
-    let installation = &inbox.calls["/installation"];
-    assert_eq!(installation.len(), 3);
-    assert!(
-        installation
-            .iter()
-            .all(|(h, b, _)| verify(installation_secret, h, b))
-    );
-    // Frank: three failed attempts, then dead-lettered.
-    assert_eq!(inbox.calls["/frank"].len(), 3);
-    drop(inbox);
     let states: Vec<(String, String, i32)> = sqlx::query_as(
         "SELECT endpoint, state, attempts FROM notification_deliveries ORDER BY endpoint",
     )

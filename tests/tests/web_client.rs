@@ -136,11 +136,11 @@ async fn session_cookies_log_in_refresh_and_log_out() {
     );
     let access = format!(
         "chat_token={}",
-        cookie_value(&cookies, "chat_token").unwrap()
+        cookie_value(&cookies, "chat_token").expect("cookie")
     );
     let refresh = format!(
         "chat_refresh={}",
-        cookie_value(&cookies, "chat_refresh").unwrap()
+        cookie_value(&cookies, "chat_refresh").expect("cookie")
     );
 
     // GET /api/auth/session: who is signed in, never a 401.
@@ -283,33 +283,41 @@ async fn the_page_is_served_with_its_config_and_protective_headers() {
         "/chat",
         "/chat/c/0190b5a4-6f6e-7a3c-9e1f-3c2d1b0a9f8e",
     ] {
-        let resp = http.get(format!("{web}{path}")).send().await.unwrap();
+        let resp = http
+            .get(format!("{web}{path}"))
+            .send()
+            .await
+            .expect("request");
         assert_eq!(resp.status(), StatusCode::OK, "{path}");
         let csp = resp.headers()["content-security-policy"]
             .to_str()
-            .unwrap()
+            .expect("header text")
             .to_owned();
         assert!(
             csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'self'"),
             "{csp}"
         );
         assert_eq!(resp.headers()["x-frame-options"], "DENY");
-        let html = resp.text().await.unwrap();
+        let html = resp.text().await.expect("body");
         assert!(html.contains(r#"<div id="app">"#), "{path}: {html}");
     }
 
-    let head = http.head(format!("{web}/chat/")).send().await.unwrap();
+    let head = http
+        .head(format!("{web}/chat/"))
+        .send()
+        .await
+        .expect("request");
     assert_eq!(head.status(), StatusCode::OK);
-    assert!(head.text().await.unwrap().is_empty());
+    assert!(head.text().await.expect("request").is_empty());
 
     let config: Value = http
         .get(format!("{web}/chat/config.json"))
         .send()
         .await
-        .unwrap()
+        .expect("request")
         .json()
         .await
-        .unwrap();
+        .expect("json body");
     assert_eq!(
         config,
         json!({"gateways": [":9001", "wss://chat.example.com"]})
@@ -320,10 +328,10 @@ async fn the_page_is_served_with_its_config_and_protective_headers() {
         .get(format!("{web}/chat/"))
         .send()
         .await
-        .unwrap()
+        .expect("request")
         .text()
         .await
-        .unwrap();
+        .expect("body");
     let script = html
         .split("src=\"")
         .nth(1)
@@ -331,18 +339,22 @@ async fn the_page_is_served_with_its_config_and_protective_headers() {
         .expect("script tag")
         .to_owned();
     assert!(script.starts_with("/chat/assets/"), "{script}");
-    let resp = http.get(format!("{web}{script}")).send().await.unwrap();
+    let resp = http
+        .get(format!("{web}{script}"))
+        .send()
+        .await
+        .expect("request");
     assert_eq!(resp.status(), StatusCode::OK);
     assert!(
         resp.headers()["cache-control"]
             .to_str()
-            .unwrap()
+            .expect("header text")
             .contains("immutable")
     );
     assert!(
         resp.headers()["content-type"]
             .to_str()
-            .unwrap()
+            .expect("header text")
             .contains("javascript")
     );
 
@@ -351,17 +363,21 @@ async fn the_page_is_served_with_its_config_and_protective_headers() {
         .get(format!("{web}/chat/..%2f..%2fCargo.toml"))
         .send()
         .await
-        .unwrap();
-    let body = resp.text().await.unwrap();
+        .expect("request");
+    let body = resp.text().await.expect("body");
     assert!(!body.contains("[workspace]"), "escaped the web directory");
 
     // Without a built client: a clear 503, not an empty page.
     let mut missing = web_settings(Vec::new());
     missing.web_dir = std::env::temp_dir().join("chat-web-not-built");
     let bare = app.serve_web(missing).await.expect("web");
-    let resp = http.get(format!("{bare}/chat/")).send().await.unwrap();
+    let resp = http
+        .get(format!("{bare}/chat/"))
+        .send()
+        .await
+        .expect("request");
     assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
-    let problem: Value = resp.json().await.unwrap();
+    let problem: Value = resp.json().await.expect("request");
     assert_eq!(problem["code"], "web_client_not_built");
 }
 
@@ -380,17 +396,17 @@ async fn gateways_accept_the_session_cookie_only_from_the_chats_own_pages() {
     .expect("gateway");
     let alice = app.user("alice").await;
     let connect = |origin: Option<&'static str>| {
-        let mut request = gateway.url("/ws").into_client_request().unwrap();
+        let mut request = gateway.url("/ws").into_client_request().expect("request");
         request.headers_mut().insert(
             "cookie",
             format!("theme=dark; chat_token={}", alice.token)
                 .parse()
-                .unwrap(),
+                .expect("header value"),
         );
         if let Some(origin) = origin {
             request
                 .headers_mut()
-                .insert("origin", origin.parse().unwrap());
+                .insert("origin", origin.parse().expect("header value"));
         }
         WsClient::connect_request(request)
     };

@@ -299,12 +299,10 @@ async fn a_socket_pipelines_its_sends_and_gets_acks_with_their_keys_in_order() {
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert_eq!(errors[0]["id"], "r15");
     // Frame order is seq order, the bad one skipped.
-    let mut expected_seq = 1;
-    for i in (0..30).filter(|i| *i != 15) {
+    for (expected_seq, i) in (1..).zip((0..30).filter(|i| *i != 15)) {
         let ack = &acks[&format!("k{i}")];
         assert_eq!(ack["id"], format!("r{i}"));
         assert_eq!(ack["seq"], expected_seq, "k{i}");
-        expected_seq += 1;
     }
     // The gateway's counters tell what its writer did: 29 new messages in at most 30
     // batches (the bad one was refused inside its batch).

@@ -13,6 +13,10 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "parsed once at start; the settings are moved out"
+)]
 enum Command {
     /// Serve the REST API, `/openapi.json` and `/docs`.
     Serve {

@@ -15,6 +15,10 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "parsed once at start; the settings are moved out"
+)]
 enum Command {
     /// Serve WebSocket connections on `/ws` and `/ws/chat/{conversation_id}/`.
     Serve {

@@ -3,7 +3,6 @@
 //! or a role change holds on every replica at once rather than when a cache entry ages
 //! out (which it also does, within a second, if an invalidation is ever missed).
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use chat_domain::{ConversationId, SessionId, UserId};
@@ -67,7 +66,7 @@ impl Bus {
 
     /// The id of the newest invalidation, to start reading after it.
     pub async fn invalidations_tail(&self) -> Result<String, BusError> {
-        let last: Vec<(String, HashMap<String, String>)> = self
+        let last: crate::StreamEntries = self
             .client
             .xrevrange(self.invalidation_key(), "+", "-", Some(1))
             .await?;
@@ -113,8 +112,7 @@ impl Bus {
         }
         // Trimmed past us (or Redis restarted and lost it): we cannot know what we missed.
         if position != "0-0" {
-            let first: Vec<(String, HashMap<String, String>)> =
-                self.client.xrange(&key, "-", "+", Some(1)).await?;
+            let first: crate::StreamEntries = self.client.xrange(&key, "-", "+", Some(1)).await?;
             let oldest = first.into_iter().next().map(|(id, _)| id);
             out.lost_track = match oldest {
                 Some(oldest) => stream_id_after(&oldest, position),

@@ -30,6 +30,9 @@ use fred::prelude::*;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+/// Stream entries as Redis returns them: (entry id, field → value).
+pub(crate) type StreamEntries = Vec<(String, HashMap<String, String>)>;
+
 /// The envelope format version written by this code.
 pub const ENVELOPE_VERSION: u8 = 1;
 
@@ -225,7 +228,7 @@ impl Bus {
     pub async fn tail_positions(&self) -> Result<Vec<(u16, String)>, BusError> {
         let mut out = Vec::with_capacity(self.config.shards as usize);
         for shard in 0..self.config.shards {
-            let last: Vec<(String, HashMap<String, String>)> = self
+            let last: StreamEntries = self
                 .client
                 .xrevrange(self.stream_key(shard), "+", "-", Some(1))
                 .await?;
@@ -344,7 +347,7 @@ impl Bus {
         let mut out = Vec::new();
         for shard in 0..self.config.shards {
             let key = self.stream_key(shard);
-            let (_, entries): (String, Vec<(String, HashMap<String, String>)>) = self
+            let (_, entries): (String, StreamEntries) = self
                 .client
                 .xautoclaim_values(
                     &key,
@@ -382,10 +385,7 @@ impl Bus {
     }
 
     /// Parses stream entries of known shards, skipping (and logging) unreadable ones.
-    fn deliveries(
-        &self,
-        streams: impl Iterator<Item = (String, Vec<(String, HashMap<String, String>)>)>,
-    ) -> Vec<Delivery> {
+    fn deliveries(&self, streams: impl Iterator<Item = (String, StreamEntries)>) -> Vec<Delivery> {
         let mut out = Vec::new();
         for (key, entries) in streams {
             let Some(shard) = (0..self.config.shards).find(|s| self.stream_key(*s) == key) else {

@@ -188,6 +188,10 @@ impl SeedApi {
         method = "get",
         operation_id = "seed_channel_messages"
     )]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one argument per query parameter is how poem-openapi declares them"
+    )]
     async fn messages(
         &self,
         svc: Data<&ChatService>,
