@@ -23,7 +23,7 @@ pub const UNREAD_CAP: i64 = 100;
 
 /// The caller's conversation list: `$1` the user, `$2`/`$3` context filters, `$4` limit,
 /// `$5` offset, `$6` one conversation only, `$7` [`UNREAD_WINDOW`], `$8` [`UNREAD_CAP`].
-/// Public for the plan test (`tests/tests/read_plans.rs`).
+/// Public for the plan test (`tests/tests/suite/read_plans.rs`).
 pub const CONVERSATION_LIST: &str = "SELECT l.id, l.kind, l.name, l.context_type, l.context_id, l.created_by,
         l.created_at, l.updated_at, l.last_seq, l.last_message_at, l.participant_count, l.role, l.muted,
         (SELECT count(*) FROM (

@@ -136,7 +136,7 @@ struct HistoryRow {
 }
 
 /// A page of history, newest first: `$1` conversation, `$2` < seq < `$3`, `$4` include
-/// hidden messages, `$5` rows. Public for the plan test (`tests/tests/read_plans.rs`).
+/// hidden messages, `$5` rows. Public for the plan test (`tests/tests/suite/read_plans.rs`).
 pub const HISTORY_BACKWARD: &str = concat!(
     "SELECT ",
     message_columns!(),

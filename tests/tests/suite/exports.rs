@@ -97,6 +97,11 @@ async fn a_killed_worker_s_export_is_retried_into_one_correct_file() {
     let export = queued.ok(202).clone();
     assert_eq!(export["state"], "queued");
     let id = export["id"].as_str().expect("id").to_owned();
+    // A client written from the seed finds the job to poll in `Location` and the body.
+    let job = format!("/api/chat/conversations/{cid}/exports/{id}");
+    assert_eq!(queued.headers["location"], job.as_str());
+    assert_eq!(export["url"], job.as_str());
+    assert_eq!(app.get(&job, &reader).await.ok(200)["id"], id.as_str());
     let running = wait_export(&app, &reader, cid, &id, |e| {
         e["state"] == "running" && e["progress"].as_i64().unwrap_or(0) > 0
     })
@@ -183,6 +188,10 @@ async fn a_killed_worker_s_export_is_retried_into_one_correct_file() {
         )
         .await;
     let id = queued.ok(202)["id"].as_str().expect("id").to_owned();
+    assert_eq!(
+        queued.headers["location"],
+        format!("/api/chat/conversations/{cid}/exports/{id}").as_str()
+    );
     let done = wait_export(&app, &owner, cid, &id, |e| e["state"] == "done").await;
     assert_eq!(done["row_count"], visible.len());
     let body = download(&app, &owner, cid, &id).await;

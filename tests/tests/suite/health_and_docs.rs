@@ -18,7 +18,27 @@ async fn health_readiness_spec_and_docs_are_served() {
         &json!({"status": "ok", "postgres": "ok", "redis": "ok"})
     );
     let spec = app.raw(Method::GET, "/openapi.json", None, None).await;
-    assert!(spec.ok(200)["paths"]["/api/chat/conversations"].is_object());
+    // The seed paths as the seeds write them, the others without the slash; the served
+    // document is the committed one.
+    let paths = &spec.ok(200)["paths"];
+    for seed_path in [
+        "/api/chat/conversations/",
+        "/api/chat/conversations/{conversation_pk}/messages/",
+        "/api/chat/channels/",
+        "/api/chat/channels/{id}/messages/",
+        "/api/chat/channels/{id}/export/",
+    ] {
+        assert!(paths[seed_path].is_object(), "{seed_path}");
+        assert!(
+            paths[seed_path.trim_end_matches('/')].is_null(),
+            "{seed_path}"
+        );
+    }
+    assert!(paths["/api/chat/conversations/{id}"].is_object());
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&chat_api::openapi_json()).expect("json"),
+        *spec.ok(200)
+    );
     let docs = app
         .http
         .get(format!("{}/docs", app.base))
