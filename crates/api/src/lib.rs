@@ -101,9 +101,25 @@ fn openapi_service() -> OpenApiService<Apis, ()> {
     )
 }
 
-/// The OpenAPI document, as committed in `openapi/chat-api.json`.
+/// Paths the seed documents write with a trailing slash. poem-openapi lists every path
+/// without one; the document lists these as the seeds write them, so that a client
+/// generated from it calls what the seeds name (both forms are served).
+const SEED_PATHS: [&str; 5] = [
+    "/api/chat/conversations",
+    "/api/chat/conversations/{conversation_pk}/messages",
+    "/api/chat/channels",
+    "/api/chat/channels/{id}/messages",
+    "/api/chat/channels/{id}/export",
+];
+
+/// The OpenAPI document, as committed in `openapi/chat-api.json` and served at
+/// `/openapi.json`.
 pub fn openapi_json() -> String {
-    let mut spec = openapi_service().spec();
+    let mut spec = SEED_PATHS
+        .iter()
+        .fold(openapi_service().spec(), |spec, path| {
+            spec.replacen(&format!("\"{path}\": {{"), &format!("\"{path}/\": {{"), 1)
+        });
     spec.push('\n');
     spec
 }
@@ -114,15 +130,20 @@ pub fn app(service: ChatService, web: web::WebSettings) -> impl Endpoint {
     let metrics = metrics::ApiMetrics::new(&service);
     let api = openapi_service();
     let docs = api.swagger_ui();
-    let spec = api.spec_endpoint();
+    let spec = openapi_json();
+    let spec = poem::endpoint::make_sync(move |_| {
+        poem::Response::builder()
+            .content_type("application/json; charset=utf-8")
+            .body(spec.clone())
+    });
     Route::new()
         .nest("/", api)
         .at("/openapi.json", spec)
         .nest("/docs", docs)
         .nest("/chat", web::endpoint(&web))
         .around(limit_body)
-        // Seed clients use `/api/chat/conversations/`; the spec lists paths without the
-        // trailing slash. Both are served.
+        // Seed clients use `/api/chat/conversations/`; the spec lists most paths without
+        // the trailing slash. Both are served.
         .with(NormalizePath::new(TrailingSlash::Trim))
         .catch_all_error(|err| async move { error::problem_from_poem_error(err) })
         .around(move |next, req| {

@@ -767,6 +767,8 @@ pub struct Export {
     pub attempts: i32,
     pub row_count: Option<i64>,
     pub error: Option<String>,
+    /// The export itself: poll it here (also the `Location` of the 202 that queued it).
+    pub url: String,
     /// Where participants download the file, once done.
     pub download_url: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -777,13 +779,13 @@ pub struct Export {
 impl From<domain::Export> for Export {
     fn from(e: domain::Export) -> Self {
         let done = e.state == domain::ExportState::Done;
+        let url = format!(
+            "/api/chat/conversations/{}/exports/{}",
+            e.conversation_id, e.id
+        );
         Self {
-            download_url: done.then(|| {
-                format!(
-                    "/api/chat/conversations/{}/exports/{}/download",
-                    e.conversation_id, e.id
-                )
-            }),
+            download_url: done.then(|| format!("{url}/download")),
+            url,
             id: e.id,
             conversation_id: e.conversation_id.as_uuid(),
             requested_by: e.requested_by.map(|u| u.as_uuid()),

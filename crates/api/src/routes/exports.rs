@@ -17,9 +17,22 @@ pub struct ExportsApi;
 
 #[derive(ApiResponse)]
 pub enum ExportAccepted {
-    /// Queued; poll it, or wait for the `export.finished` event.
+    /// Queued; poll it at `Location` (the body's `url`), or wait for the
+    /// `export.finished` event.
     #[oai(status = 202)]
-    Accepted(Json<Export>),
+    Accepted(
+        Json<Export>,
+        /// The export's URL, to poll.
+        #[oai(header = "Location")]
+        String,
+    ),
+}
+
+impl From<Export> for ExportAccepted {
+    fn from(export: Export) -> Self {
+        let location = export.url.clone();
+        Self::Accepted(Json(export), location)
+    }
 }
 
 #[OpenApi(tag = "Tag::Conversations")]
@@ -49,7 +62,7 @@ impl ExportsApi {
                 body.until,
             )
             .await?;
-        Ok(ExportAccepted::Accepted(Json(export.into())))
+        Ok(Export::from(export).into())
     }
 
     /// An export's state and progress.

@@ -11,6 +11,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use uuid::Uuid;
 
+use super::exports::ExportAccepted;
 use super::messages::{Window, history_rendered};
 use super::{Auth, Tag};
 use crate::error::ApiError;
@@ -234,17 +235,11 @@ impl SeedApi {
     }
 }
 
-#[derive(ApiResponse)]
-pub enum ExportQueued {
-    /// The `RelatorioChatExport` was created and queued.
-    #[oai(status = 202)]
-    Accepted(Json<crate::models::Export>),
-}
-
 #[OpenApi(tag = "Tag::Conversations")]
 impl SeedExportApi {
     /// Seed 002: export a channel's history (`formato=csv|json`, optional `desde`/`ate`).
-    /// Creates the export and answers 202; see `/api/chat/conversations/{id}/exports/{export_id}`.
+    /// Creates the export (the seed's `RelatorioChatExport`) and answers 202 with its URL in
+    /// `Location` and in the body's `url`: `/api/chat/conversations/{id}/exports/{export_id}`.
     /// Though a GET, it starts work: with the session cookie it needs the
     /// `X-Requested-With` header like any write, and the same request again (while that
     /// export is unfinished, or within a minute of it) returns the same export.
@@ -263,7 +258,7 @@ impl SeedExportApi {
         formato: Query<Option<String>>,
         desde: Query<Option<String>>,
         ate: Query<Option<String>>,
-    ) -> Result<ExportQueued, ApiError> {
+    ) -> Result<ExportAccepted, ApiError> {
         // A link or an <img> on another site sends the cookie with a GET: not enough here.
         if matches!(auth, Auth::Cookie(_)) {
             super::require_csrf_header(req)?;
@@ -295,7 +290,7 @@ impl SeedExportApi {
         let export = svc
             .request_export(&caller, ConversationId::from(id.0), format, since, until)
             .await?;
-        Ok(ExportQueued::Accepted(Json(export.into())))
+        Ok(crate::models::Export::from(export).into())
     }
 }
 
