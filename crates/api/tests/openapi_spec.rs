@@ -67,10 +67,13 @@ fn spec_is_openapi_3_with_resolvable_refs_and_named_operations() {
             }
         }
     }
-    // The seed-000 paths are served (trailing slash optional).
+    // The seed paths are listed as the seeds write them, with the trailing slash (both
+    // forms are served).
     for p in [
-        "/api/chat/conversations",
-        "/api/chat/conversations/{conversation_pk}/messages",
+        "/api/chat/conversations/",
+        "/api/chat/conversations/{conversation_pk}/messages/",
+        "/api/chat/channels/{id}/messages/",
+        "/api/chat/channels/{id}/export/",
     ] {
         assert!(spec["paths"][p].is_object(), "missing {p}");
     }
