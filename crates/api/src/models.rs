@@ -836,3 +836,31 @@ pub struct Webhook {
 pub struct MuteRequest {
     pub muted: bool,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_search_cursor_names_exactly_its_position() {
+        let position = chat_service::SearchPosition {
+            rank: 0.060_792_7,
+            created_at: DateTime::from_timestamp_micros(1_796_237_830_996_123).expect("time"),
+            id: Uuid::now_v7().into(),
+        };
+        assert_eq!(
+            parse_search_cursor(&search_cursor(&position)),
+            Some(position)
+        );
+        for bad in [
+            "",
+            "nonsense",
+            "3d790a7f.1.",
+            "3d790a7.1.018f0000-0000-7000-8000-000000000000",
+            "3d790a7f.x.018f0000-0000-7000-8000-000000000000",
+            "3d790a7f.1.018f0000-0000-7000-8000-000000000000.extra",
+        ] {
+            assert_eq!(parse_search_cursor(bad), None, "{bad}");
+        }
+    }
+}
